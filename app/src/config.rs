@@ -1,0 +1,520 @@
+//! One typed settings tree, loaded from layered sources and validated in one place.
+//!
+//! Layers, later wins:
+//! 1. `app/config/default.toml`, embedded in the binary so `keel` runs from any directory;
+//! 2. `{APP_CONFIG_DIR}/{APP_ENV}.toml` when that file exists;
+//! 3. environment variables `APP__SECTION__KEY`.
+//!
+//! Every error names the offending key both as a config path and as the environment variable
+//! that sets it, because the environment is where operators fix things in production.
+
+use std::{collections::HashMap, fmt, path::PathBuf, str::FromStr, time::Duration};
+
+use config::{Config, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "APP";
+const ENV_SEPARATOR: &str = "__";
+/// Keys whose environment values are comma-separated lists.
+const LIST_KEYS: &[&str] = &["http.cors.allowed_origins"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Local,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "local" => Ok(Self::Local),
+            "test" => Ok(Self::Test),
+            "production" => Ok(Self::Production),
+            other => Err(ConfigError::invalid(
+                "APP_ENV",
+                format!("expected one of local, test, production; got {other:?}"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    /// 0 binds a free port; tests rely on that.
+    pub port: u16,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub trust_request_id: bool,
+    pub security_headers: bool,
+    pub cors: CorsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    pub statement_cache_capacity: usize,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub service_name: String,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub otlp_endpoint: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    server: ServerSettings,
+    http: HttpSettings,
+    database: DatabaseSettings,
+    telemetry: TelemetrySettings,
+}
+
+/// A configuration problem, always naming the key and the environment variable that sets it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{env_var} ({key}): {reason}")]
+    Invalid {
+        key: String,
+        env_var: String,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.to_owned(),
+            env_var: env_var_for(key),
+            reason: reason.into(),
+        }
+    }
+
+    /// The config path of the offending key, e.g. `server.port`.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { key, .. } => Some(key),
+            Self::File { .. } => None,
+        }
+    }
+}
+
+/// `server.port` -> `APP__SERVER__PORT`; list indices (`origins[2]`) name the whole list.
+pub fn env_var_for(key: &str) -> String {
+    if key == "APP_ENV" {
+        return key.to_owned();
+    }
+    let path = key.split('[').next().unwrap_or(key);
+    let mut name = String::from(ENV_PREFIX);
+    for part in path.split('.') {
+        name.push_str(ENV_SEPARATOR);
+        name.push_str(&part.to_uppercase());
+    }
+    name
+}
+
+impl Settings {
+    /// Loads settings from the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::vars())
+    }
+
+    /// Loads settings from the given environment, so tests need not touch the process's own.
+    pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let environment = match vars.get("APP_ENV") {
+            Some(name) => name.parse()?,
+            None => Environment::Local,
+        };
+        let config_dir = vars
+            .get("APP_CONFIG_DIR")
+            .map_or_else(|| PathBuf::from("app/config"), PathBuf::from);
+        let env_file = config_dir.join(format!("{}.toml", environment.as_str()));
+        let env_file = env_file.is_file().then_some(env_file);
+
+        let layered = builder(Some(DEFAULTS), env_file.as_ref(), &vars)?;
+        let raw: RawSettings = layered.try_deserialize().map_err(map_config_error)?;
+        let settings = Self {
+            environment,
+            server: raw.server,
+            http: raw.http,
+            database: raw.database,
+            telemetry: raw.telemetry,
+        };
+        settings.validate()?;
+
+        if environment == Environment::Production {
+            // The embedded default points at a developer database; production must say where its
+            // database is rather than silently falling back to it.
+            let explicit = builder(None, env_file.as_ref(), &vars)?;
+            if explicit.get_string("database.url").is_err() {
+                return Err(ConfigError::invalid(
+                    "database.url",
+                    "must be set explicitly in production",
+                ));
+            }
+        }
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.host.trim().is_empty() {
+            return Err(ConfigError::invalid("server.host", "must not be empty"));
+        }
+        if self.http.body_limit_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "http.body_limit_bytes",
+                "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            ("http.request_timeout", self.http.request_timeout),
+            ("database.acquire_timeout", self.database.acquire_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
+        }
+        for (index, origin) in self.http.cors.allowed_origins.iter().enumerate() {
+            validate_origin(origin).map_err(|reason| {
+                ConfigError::invalid(&format!("http.cors.allowed_origins[{index}]"), reason)
+            })?;
+        }
+
+        let url = url::Url::parse(self.database.url.expose_secret())
+            // The URL's own text may hold a password, so the message never quotes it.
+            .map_err(|err| ConfigError::invalid("database.url", format!("not a URL ({err})")))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError::invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return Err(ConfigError::invalid(
+                "database.min_connections",
+                "must not exceed database.max_connections",
+            ));
+        }
+
+        if self.telemetry.service_name.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "telemetry.service_name",
+                "must not be empty",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_filter)
+            .map_err(|err| ConfigError::invalid("telemetry.log_filter", err.to_string()))?;
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            let parsed = url::Url::parse(endpoint).map_err(|err| {
+                ConfigError::invalid("telemetry.otlp_endpoint", format!("not a URL ({err})"))
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    "telemetry.otlp_endpoint",
+                    "must be an http:// or https:// base URL",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The address to bind, as `host:port`.
+    pub fn bind_address(&self) -> String {
+        format!("{}:{}", self.server.host, self.server.port)
+    }
+}
+
+fn builder(
+    defaults: Option<&str>,
+    env_file: Option<&PathBuf>,
+    vars: &HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let mut builder = Config::builder();
+    if let Some(defaults) = defaults {
+        builder = builder.add_source(File::from_str(defaults, FileFormat::Toml));
+    }
+    if let Some(path) = env_file {
+        builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+    }
+    let mut env = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator(ENV_SEPARATOR)
+        .separator(ENV_SEPARATOR)
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(vars.clone().into_iter().collect()));
+    for key in LIST_KEYS {
+        env = env.with_list_parse_key(key);
+    }
+    builder.add_source(env).build().map_err(map_config_error)
+}
+
+fn validate_origin(origin: &str) -> Result<(), String> {
+    let url =
+        url::Url::parse(origin).map_err(|err| format!("{origin:?} is not an origin ({err})"))?;
+    let is_bare_origin = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && !origin.ends_with('/');
+    if is_bare_origin {
+        Ok(())
+    } else {
+        Err(format!(
+            "{origin:?} is not an origin like https://app.example.com"
+        ))
+    }
+}
+
+fn map_config_error(err: config::ConfigError) -> ConfigError {
+    match err {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            key: Some(key),
+            ..
+        } => ConfigError::invalid(&key, format!("expected {expected}, got {unexpected}")),
+        config::ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => ConfigError::invalid(&key, inner_reason(*error)),
+        config::ConfigError::NotFound(key) => ConfigError::invalid(&key, "missing"),
+        config::ConfigError::FileParse { uri, cause } => ConfigError::File {
+            path: uri.unwrap_or_else(|| "app/config/default.toml".to_owned()),
+            reason: cause.to_string(),
+        },
+        other => {
+            let reason = other.to_string();
+            match unknown_field(&reason) {
+                Some(field) => ConfigError::invalid(&field, "unknown key (check its spelling)"),
+                None => ConfigError::File {
+                    path: "configuration".to_owned(),
+                    reason,
+                },
+            }
+        }
+    }
+}
+
+fn inner_reason(err: config::ConfigError) -> String {
+    match err {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("expected {expected}, got {unexpected}"),
+        config::ConfigError::At { error, .. } => inner_reason(*error),
+        config::ConfigError::Message(message) => message,
+        other => other.to_string(),
+    }
+}
+
+/// serde reports `unknown field `x`, expected ...` without the section, so the name is all we get.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        // An empty config dir keeps these tests independent of the files in app/config.
+        let mut all = vec![("APP_CONFIG_DIR".to_owned(), "/nonexistent".to_owned())];
+        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Settings::load_from(all)
+    }
+
+    fn error_for(vars: &[(&str, &str)]) -> String {
+        match load(vars) {
+            Ok(_) => panic!("expected {vars:?} to be rejected"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_load_without_any_file() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert_eq!(settings.environment, Environment::Local);
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.http.body_limit_bytes, 1024 * 1024);
+        assert!(settings.http.cors.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn environment_variables_override_files() {
+        let settings = load(&[
+            ("APP__SERVER__PORT", "9090"),
+            ("APP__HTTP__REQUEST_TIMEOUT", "5s"),
+            (
+                "APP__HTTP__CORS__ALLOWED_ORIGINS",
+                "https://a.example,http://localhost:3000",
+            ),
+        ])
+        .expect("valid overrides");
+        assert_eq!(settings.server.port, 9090);
+        assert_eq!(settings.http.request_timeout, Duration::from_secs(5));
+        assert_eq!(
+            settings.http.cors.allowed_origins,
+            vec!["https://a.example", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
+    fn malformed_values_name_the_environment_variable() {
+        let message = error_for(&[("APP__SERVER__PORT", "eighty")]);
+        assert!(
+            message.starts_with("APP__SERVER__PORT (server.port):"),
+            "{message}"
+        );
+
+        let message = error_for(&[("APP__HTTP__REQUEST_TIMEOUT", "soon")]);
+        assert!(
+            message.starts_with("APP__HTTP__REQUEST_TIMEOUT"),
+            "{message}"
+        );
+
+        let message = error_for(&[("APP__TELEMETRY__LOG_FORMAT", "xml")]);
+        assert!(
+            message.starts_with("APP__TELEMETRY__LOG_FORMAT"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let message = error_for(&[("APP__DATABASE__URL", "mysql://x")]);
+        assert!(
+            message.starts_with("APP__DATABASE__URL (database.url)"),
+            "{message}"
+        );
+
+        let message = error_for(&[("APP__HTTP__CORS__ALLOWED_ORIGINS", "https://ok.example,*")]);
+        assert!(
+            message.contains("http.cors.allowed_origins[1]"),
+            "{message}"
+        );
+
+        let message = error_for(&[("APP__TELEMETRY__OTLP_ENDPOINT", "collector:4318")]);
+        assert!(
+            message.starts_with("APP__TELEMETRY__OTLP_ENDPOINT"),
+            "{message}"
+        );
+
+        let message = error_for(&[("APP__DATABASE__MIN_CONNECTIONS", "50")]);
+        assert!(
+            message.starts_with("APP__DATABASE__MIN_CONNECTIONS"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn misspelt_keys_are_reported_not_ignored() {
+        let message = error_for(&[("APP__SERVER__PROT", "1")]);
+        assert!(message.contains("prot"), "{message}");
+    }
+
+    #[test]
+    fn database_url_errors_never_echo_the_url() {
+        let message = error_for(&[("APP__DATABASE__URL", "postgres://u:hunter2@[bad")]);
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn production_refuses_the_default_database_url() {
+        let message = error_for(&[("APP_ENV", "production")]);
+        assert!(message.starts_with("APP__DATABASE__URL"), "{message}");
+
+        let settings = load(&[
+            ("APP_ENV", "production"),
+            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+        ])
+        .expect("explicit URL is accepted");
+        assert_eq!(settings.environment, Environment::Production);
+    }
+
+    #[test]
+    fn unknown_environment_is_rejected() {
+        let message = error_for(&[("APP_ENV", "staging")]);
+        assert!(message.starts_with("APP_ENV"), "{message}");
+    }
+}

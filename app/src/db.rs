@@ -1,0 +1,84 @@
+//! The PostgreSQL pool, embedded migrations, and the readiness probe.
+
+use std::str::FromStr;
+
+use secrecy::ExposeSecret;
+use sqlx::{
+    PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::config::DatabaseSettings;
+
+/// Migrations compiled into the binary, so `keel migrate` needs nothing but a database URL.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Builds the pool without connecting: the server starts (and reports not-ready) while the
+/// database is still coming up, instead of crash-looping.
+pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    let options = PgConnectOptions::from_str(settings.url.expose_secret())?
+        .statement_cache_capacity(settings.statement_cache_capacity)
+        .application_name("keel");
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(settings.min_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(settings.idle_timeout)
+        // A connection that died with the server must not be handed out after it returns.
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Why the service is not ready, if it is not.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unreachable")]
+    Unreachable(#[source] sqlx::Error),
+    #[error("database migrations pending: applied up to {applied:?}, binary expects {expected}")]
+    MigrationsPending { applied: Option<i64>, expected: i64 },
+}
+
+/// Ready means the database answers and holds every migration this binary was built with.
+/// A binary older than the schema is fine (rolling deploys); a newer one is not ready.
+pub async fn check_ready(pool: &PgPool) -> Result<(), NotReady> {
+    let expected = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied = sqlx::query_scalar!(
+        r#"SELECT max(version) AS "version" FROM _sqlx_migrations WHERE success"#
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|err| match &err {
+        // No migrations table yet: nothing has been applied to this database.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => {
+            NotReady::MigrationsPending {
+                applied: None,
+                expected,
+            }
+        }
+        _ => NotReady::Unreachable(err),
+    })?;
+    match applied {
+        Some(version) if version >= expected => Ok(()),
+        applied => Err(NotReady::MigrationsPending { applied, expected }),
+    }
+}
+
+/// Errors that mean "the database is not there right now" rather than "this query is wrong".
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| {
+        // Class 57: operator intervention (e.g. admin shutdown); 08: connection exceptions.
+        code.starts_with("57") || code.starts_with("08")
+    }))
+}

@@ -1,0 +1,10 @@
+//! Keel: an OpenAPI-first HTTP service on PostgreSQL. `main.rs` is the command line; everything
+//! it runs lives here so the integration tests drive the same code.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod server;
+pub mod telemetry;

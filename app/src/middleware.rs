@@ -1,0 +1,394 @@
+//! The HTTP middleware stack, each piece switched and tuned from `[http]` in the config.
+//!
+//! Order, outermost first (see `server::build_routes`):
+//! `RequestContext` → `SecurityHeaders` → CORS → `Problems` → `Timeout` → `BodyLimit` → routes.
+//! CORS sits outside `Problems` so error responses carry CORS headers too; `RequestContext`
+//! is outermost so the span, the metric and the access log see the final status.
+
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures_util::FutureExt as _;
+use opentelemetry::{KeyValue, global, metrics::Histogram};
+use opentelemetry_http::HeaderExtractor;
+use poem::{
+    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result,
+    http::{HeaderValue, Method, header},
+};
+use tracing::{Instrument as _, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::error::ApiError;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of the current request, as echoed in `x-request-id` and problem documents.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// Caller-supplied ids end up in logs: accept only short, plain tokens.
+fn acceptable_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'))
+}
+
+/// Request id, server span (continuing an incoming `traceparent`), duration metric, access log.
+pub struct RequestContext {
+    pub trust_request_id: bool,
+}
+
+impl<E: Endpoint> Middleware<E> for RequestContext {
+    type Output = RequestContextEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RequestContextEndpoint {
+            inner,
+            trust_request_id: self.trust_request_id,
+            duration: global::meter("keel")
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP server requests")
+                .build(),
+        }
+    }
+}
+
+pub struct RequestContextEndpoint<E> {
+    inner: E,
+    trust_request_id: bool,
+    duration: Histogram<f64>,
+}
+
+impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let started = Instant::now();
+        let request_id: Arc<str> = req
+            .header(REQUEST_ID_HEADER)
+            .filter(|id| self.trust_request_id && acceptable_request_id(id))
+            .map_or_else(|| uuid::Uuid::now_v7().to_string().into(), Arc::from);
+        req.set_data(RequestId(request_id.clone()));
+
+        let method = req.method().clone();
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %method,
+            http.route = Empty,
+            http.response.status_code = Empty,
+            url.path = %req.uri().path(),
+            url.scheme = "http",
+            network.protocol.version = ?req.version(),
+            client.address = %req.remote_addr(),
+            user_agent.original = req.header(header::USER_AGENT.as_str()).unwrap_or_default(),
+            request_id = %request_id,
+        );
+        let parent = global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(req.headers()))
+        });
+        // Fails only when no OpenTelemetry layer is installed (e.g. in unit tests).
+        let _ = span.set_parent(parent);
+
+        let result = self.inner.call(req).instrument(span.clone()).await;
+        let mut response = match result {
+            Ok(response) => response.into_response(),
+            Err(err) => ApiError::from_poem(err).into_response_with(Some(&request_id)),
+        };
+
+        let status = response.status();
+        // Unmatched requests carry an empty pattern: no route, and no per-URL span names.
+        let route = response
+            .data::<PathPattern>()
+            .map(|p| p.0.clone())
+            .filter(|p| !p.is_empty());
+        if let Some(route) = &route {
+            span.record("otel.name", format!("{method} {route}"));
+            span.record("http.route", route.as_ref());
+        }
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+        let elapsed = started.elapsed();
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
+        ];
+        if let Some(route) = &route {
+            attributes.push(KeyValue::new("http.route", route.to_string()));
+        }
+        self.duration.record(elapsed.as_secs_f64(), &attributes);
+        span.in_scope(|| {
+            tracing::info!(
+                status = status.as_u16(),
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "request completed"
+            );
+        });
+
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        Ok(response)
+    }
+}
+
+/// Turns every error and panic below it into a problem+json response.
+pub struct Problems {
+    /// Methods each route template accepts, for the `Allow` header of a 405.
+    pub allowed_methods: Arc<AllowedMethods>,
+}
+
+impl<E: Endpoint> Middleware<E> for Problems {
+    type Output = ProblemsEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ProblemsEndpoint {
+            inner,
+            allowed_methods: self.allowed_methods.clone(),
+        }
+    }
+}
+
+pub struct ProblemsEndpoint<E> {
+    inner: E,
+    allowed_methods: Arc<AllowedMethods>,
+}
+
+impl<E: Endpoint> Endpoint for ProblemsEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let request_id = req.data::<RequestId>().map(|id| id.0.clone());
+        let path = req.uri().path().to_owned();
+        let outcome = AssertUnwindSafe(self.inner.call(req)).catch_unwind().await;
+        let err = match outcome {
+            Ok(Ok(response)) => return Ok(response.into_response()),
+            Ok(Err(err)) => err,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into()
+            }
+        };
+        let route = err.data::<PathPattern>().cloned();
+        let api_error = match ApiError::from_poem(err) {
+            ApiError::MethodNotAllowed { .. } => ApiError::MethodNotAllowed {
+                allow: self.allowed_methods.for_path(&path),
+            },
+            other => other,
+        };
+        let mut response = api_error.into_response_with(request_id.as_deref());
+        if let Some(route) = route {
+            response.set_data(route);
+        }
+        Ok(response)
+    }
+}
+
+/// Route templates (`/api/v1/products/{id}`) and the methods each accepts.
+#[derive(Debug, Default)]
+pub struct AllowedMethods {
+    routes: Vec<(Vec<String>, Vec<&'static str>)>,
+}
+
+impl AllowedMethods {
+    pub fn new(routes: HashMap<String, Vec<&'static str>>) -> Self {
+        let routes = routes
+            .into_iter()
+            .map(|(template, mut methods)| {
+                methods.sort_unstable();
+                methods.dedup();
+                let segments = template.split('/').map(str::to_owned).collect();
+                (segments, methods)
+            })
+            .collect();
+        Self { routes }
+    }
+
+    pub fn for_path(&self, path: &str) -> Vec<&'static str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.routes
+            .iter()
+            .find(|(template, _)| {
+                template.len() == segments.len()
+                    && template.iter().zip(&segments).all(|(t, s)| {
+                        t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty())
+                    })
+            })
+            .map(|(_, methods)| methods.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Answers 503 problem+json when the inner endpoint takes longer than the limit.
+pub struct Timeout(pub Duration);
+
+impl<E: Endpoint> Middleware<E> for Timeout {
+    type Output = TimeoutEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        TimeoutEndpoint {
+            inner,
+            limit: self.0,
+        }
+    }
+}
+
+pub struct TimeoutEndpoint<E> {
+    inner: E,
+    limit: Duration,
+}
+
+impl<E: Endpoint> Endpoint for TimeoutEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        match tokio::time::timeout(self.limit, self.inner.call(req)).await {
+            Ok(result) => result,
+            Err(_) => Err(ApiError::Timeout(self.limit).into()),
+        }
+    }
+}
+
+/// Refuses bodies over the limit with 413: by `Content-Length` before reading anything, and
+/// while reading for chunked bodies that declare no length.
+pub struct BodyLimit(pub usize);
+
+impl<E: Endpoint> Middleware<E> for BodyLimit {
+    type Output = BodyLimitEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        BodyLimitEndpoint {
+            inner,
+            limit: self.0,
+        }
+    }
+}
+
+pub struct BodyLimitEndpoint<E> {
+    inner: E,
+    limit: usize,
+}
+
+impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let too_large = || ApiError::PayloadTooLarge { limit: self.limit };
+        match req.header(header::CONTENT_LENGTH.as_str()) {
+            Some(length) => {
+                let length: usize = length
+                    .parse()
+                    .map_err(|_| ApiError::BadRequest("Content-Length is not a number.".into()))?;
+                if length > self.limit {
+                    return Err(too_large().into());
+                }
+            }
+            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+                let body = req
+                    .take_body()
+                    .into_bytes_limit(self.limit)
+                    .await
+                    .map_err(|err| match err {
+                        poem::error::ReadBodyError::PayloadTooLarge => too_large(),
+                        other => ApiError::BadRequest(format!("Could not read the body: {other}")),
+                    })?;
+                req.set_body(body);
+            }
+            None => {}
+        }
+        self.inner.call(req).await
+    }
+}
+
+/// `nosniff`, frame denial, no referrer, and a CSP: locked down for the API, loosened just
+/// enough on `/docs` for Swagger UI, whose page is inline script and style.
+pub struct SecurityHeaders;
+
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+    style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+impl<E: Endpoint> Middleware<E> for SecurityHeaders {
+    type Output = SecurityHeadersEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        SecurityHeadersEndpoint { inner }
+    }
+}
+
+pub struct SecurityHeadersEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let is_docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
+        let is_preflight = req.method() == Method::OPTIONS;
+        let mut response = self.inner.call(req).await?.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        if !is_preflight {
+            let csp = if is_docs { DOCS_CSP } else { API_CSP };
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(csp),
+            );
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_bounded_plain_tokens() {
+        assert!(acceptable_request_id("3f2a-1b_c.d:e/f"));
+        assert!(!acceptable_request_id(""));
+        assert!(!acceptable_request_id(&"a".repeat(129)));
+        assert!(!acceptable_request_id("abc\ninjected log line"));
+    }
+
+    #[test]
+    fn allowed_methods_match_templates() {
+        let table = AllowedMethods::new(HashMap::from([
+            ("/health/live".to_owned(), vec!["GET"]),
+            (
+                "/api/v1/things/{id}".to_owned(),
+                vec!["PATCH", "GET", "DELETE"],
+            ),
+        ]));
+        assert_eq!(table.for_path("/health/live"), vec!["GET"]);
+        assert_eq!(
+            table.for_path("/api/v1/things/42"),
+            vec!["DELETE", "GET", "PATCH"]
+        );
+        assert!(table.for_path("/api/v1/things").is_empty());
+    }
+}

@@ -1,0 +1,191 @@
+//! Builds the HTTP application: the OpenAPI service, docs, probes and the middleware stack.
+
+use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use poem::{
+    Endpoint, EndpointExt as _, IntoEndpoint, Route, Server,
+    listener::{Acceptor as _, Listener as _, TcpAcceptor, TcpListener},
+    middleware::Cors,
+};
+use poem_openapi::{OpenApi, OpenApiService};
+use sqlx::PgPool;
+
+use crate::{
+    config::{HttpSettings, Settings},
+    db,
+    health::HealthApi,
+    middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
+};
+
+/// Everything mounted in the OpenAPI document. A new feature adds its API struct here, making
+/// this a tuple: `(HealthApi { .. }, CatalogApi { .. })`.
+pub fn api(db: PgPool) -> impl OpenApi {
+    HealthApi { db }
+}
+
+/// The OpenAPI service with the document's metadata.
+pub fn api_service<T: OpenApi>(api: T) -> OpenApiService<T, ()> {
+    OpenApiService::new(api, "Keel", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Keel's HTTP API. Errors are RFC 9457 `application/problem+json` documents; every \
+             response carries an `x-request-id` to quote when reporting a problem.",
+        )
+        .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
+}
+
+/// The OpenAPI document as `keel openapi` prints it and `/openapi.json` serves it.
+pub fn openapi_json(db: PgPool) -> String {
+    api_service(api(db)).spec()
+}
+
+/// The whole route table wrapped in the middleware stack. Generic over the API so tests can
+/// mount their own operations behind exactly the production stack.
+pub fn build_routes<T: OpenApi + 'static>(
+    http: &HttpSettings,
+    service: OpenApiService<T, ()>,
+) -> impl Endpoint + 'static {
+    let allowed_methods = Arc::new(allowed_methods(&service.spec()));
+    let routes = Route::new()
+        .at("/openapi.json", service.spec_endpoint())
+        .nest("/docs", service.swagger_ui())
+        .nest("/", service);
+
+    let cors = (!http.cors.allowed_origins.is_empty()).then(|| {
+        Cors::new()
+            .allow_origins(http.cors.allowed_origins.iter().map(String::as_str))
+            .allow_credentials(false)
+            .expose_header(crate::middleware::REQUEST_ID_HEADER)
+            .max_age(i32::try_from(http.cors.max_age.as_secs()).unwrap_or(i32::MAX))
+    });
+
+    routes
+        .with(BodyLimit(http.body_limit_bytes))
+        .with(Timeout(http.request_timeout))
+        .with(Problems { allowed_methods })
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .with_if(http.security_headers, SecurityHeaders)
+        .with(RequestContext {
+            trust_request_id: http.trust_request_id,
+        })
+        .into_endpoint()
+}
+
+/// Reads the route templates and their methods back out of the generated document, so the
+/// `Allow` header of a 405 can never disagree with the spec.
+fn allowed_methods(spec: &str) -> AllowedMethods {
+    const METHODS: &[(&str, &str)] = &[
+        ("get", "GET"),
+        ("put", "PUT"),
+        ("post", "POST"),
+        ("delete", "DELETE"),
+        ("patch", "PATCH"),
+        ("head", "HEAD"),
+        ("options", "OPTIONS"),
+    ];
+    let mut table: HashMap<String, Vec<&'static str>> = HashMap::from([
+        ("/openapi.json".to_owned(), vec!["GET"]),
+        ("/docs".to_owned(), vec!["GET"]),
+    ]);
+    let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    if let Some(paths) = document.get("paths").and_then(|p| p.as_object()) {
+        for (path, operations) in paths {
+            let methods = METHODS
+                .iter()
+                .filter(|(key, _)| operations.get(key).is_some())
+                .map(|(_, method)| *method)
+                .collect();
+            table.insert(path.clone(), methods);
+        }
+    }
+    AllowedMethods::new(table)
+}
+
+/// A bound, ready-to-run server. Binding happens in [`Application::build`] so callers (and
+/// tests, with port 0) learn the real port before serving.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    local_addr: SocketAddr,
+    settings: Settings,
+    db: PgPool,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::connect_lazy(&settings.database).context("database.url")?;
+        if settings.database.migrate_on_start {
+            db::migrate(&db)
+                .await
+                .context("applying migrations at start-up (database.migrate_on_start)")?;
+        }
+        let acceptor = TcpListener::bind(settings.bind_address())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {}", settings.bind_address()))?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .context("the listener reported no TCP address")?;
+        Ok(Self {
+            acceptor,
+            local_addr,
+            settings,
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.db
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish for up to `server.shutdown_timeout`.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let routes = build_routes(&self.settings.http, api_service(api(self.db.clone())));
+        tracing::info!(address = %self.local_addr, "serving");
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(
+                routes,
+                shutdown,
+                Some(self.settings.server.shutdown_timeout),
+            )
+            .await;
+        self.db.close().await;
+        result
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes, `docker stop`) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}
