@@ -58,6 +58,8 @@ impl FieldError {
 pub enum ApiError {
     #[error("malformed request: {0}")]
     BadRequest(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -81,6 +83,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -103,6 +106,7 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             Self::BadRequest(detail) => detail.clone(),
+            Self::Forbidden(detail) => detail.clone(),
             Self::NotFound => "No resource matches this URL.".to_owned(),
             Self::MethodNotAllowed { allow } => {
                 format!("This URL accepts {}.", allow.join(", "))
@@ -197,6 +201,8 @@ impl ApiError {
         }
         match err.status() {
             StatusCode::NOT_FOUND => Self::NotFound,
+            // poem's CORS rejections ("origin not allowed") are safe to show.
+            StatusCode::FORBIDDEN => Self::Forbidden(err.to_string()),
             // The Allow list needs the route table; the problem middleware fills it in.
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed { allow: Vec::new() },
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: 0 },

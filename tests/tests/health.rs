@@ -1,0 +1,123 @@
+//! Probes, request ids and response headers: what every deployment relies on.
+
+use keel_tests::{assert_problem, run_keel, spawn_app, spawn_app_with, test_environment};
+
+#[tokio::test]
+async fn live_answers_while_the_process_runs() {
+    let app = spawn_app().await;
+    let response = app.get("/health/live").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn ready_once_migrations_are_applied() {
+    let app = spawn_app().await;
+    let response = app.get("/health/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn not_ready_until_keel_migrate_has_run() {
+    let app = spawn_app_with(&[("APP__DATABASE__MIGRATE_ON_START", "false")]).await;
+    let body = assert_problem(app.get("/health/ready").await, 503).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("migrations"),
+        "{body}"
+    );
+
+    let (code, _, stderr) = run_keel(&["migrate"], &test_environment(&app.database_url));
+    assert_eq!(code, Some(0), "keel migrate failed: {stderr}");
+
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+
+    let generated = app.get("/health/live").await;
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+
+    // An id that could forge log lines is replaced, not echoed.
+    let response = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("x-request-id", "a b c")
+        .send()
+        .await
+        .expect("request");
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_ne!(echoed, "a b c");
+    let body = assert_problem(response, 404).await;
+    assert_eq!(body["request_id"], echoed.as_str());
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let app = spawn_app().await;
+    let response = app.get("/health/live").await;
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(
+        headers["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+}
+
+#[tokio::test]
+async fn security_headers_can_be_switched_off() {
+    let app = spawn_app_with(&[("APP__HTTP__SECURITY_HEADERS", "false")]).await;
+    let response = app.get("/health/live").await;
+    assert!(response.headers().get("content-security-policy").is_none());
+}
+
+#[tokio::test]
+async fn cors_allows_only_listed_origins() {
+    let app = spawn_app_with(&[("APP__HTTP__CORS__ALLOWED_ORIGINS", "https://app.example")]).await;
+    let allowed = app
+        .client
+        .get(app.url("/health/live"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+
+    let other = app
+        .client
+        .get(app.url("/health/live"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("request");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    assert!(other.status().is_client_error());
+}

@@ -1,0 +1,90 @@
+//! The OpenAPI document: served, printed by `keel openapi`, committed — and all the same.
+
+use std::collections::BTreeSet;
+
+use keel_tests::{run_keel, spawn_app};
+use serde_json::Value;
+
+async fn served_spec() -> Value {
+    let app = spawn_app().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON document")
+}
+
+#[tokio::test]
+async fn served_document_is_openapi_3_and_self_consistent() {
+    let spec = served_spec().await;
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3."),
+        "{}",
+        spec["openapi"]
+    );
+    assert!(spec["info"]["title"].is_string());
+
+    let schemas: BTreeSet<String> = spec["components"]["schemas"]
+        .as_object()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
+    let paths = spec["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/health/live") && paths.contains_key("/health/ready"));
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let responses = operation["responses"].as_object().expect("responses");
+            assert!(
+                !responses.is_empty(),
+                "{method} {path} documents no response"
+            );
+            assert!(
+                responses.keys().any(|code| code.starts_with('2')),
+                "{method} {path} documents no success"
+            );
+        }
+    }
+    // Every reference points at a schema that exists.
+    let text = spec.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(schemas.contains(name), "dangling $ref to {name}");
+    }
+}
+
+#[tokio::test]
+async fn keel_openapi_prints_the_served_document() {
+    let served = served_spec().await;
+    // No database settings at all: the command must not need one.
+    let (code, stdout, stderr) = run_keel(&["openapi"], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let printed: Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    assert_eq!(printed, served);
+}
+
+#[tokio::test]
+async fn committed_openapi_json_is_current() {
+    let served = served_spec().await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.json");
+    let committed = std::fs::read_to_string(&path).expect("openapi.json at the repository root");
+    let committed: Value = serde_json::from_str(&committed).expect("valid JSON");
+    assert!(
+        committed == served,
+        "openapi.json is stale: run `make openapi` and commit it"
+    );
+}
+
+#[tokio::test]
+async fn docs_serve_swagger_ui_with_a_csp_it_can_run_under() {
+    let app = spawn_app().await;
+    let response = app.get("/docs").await;
+    assert_eq!(response.status(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(csp.contains("script-src 'unsafe-inline'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let html = response.text().await.expect("html");
+    assert!(html.contains("SwaggerUIBundle"), "not Swagger UI");
+}

@@ -1,0 +1,88 @@
+//! Every rejection is RFC 9457 problem+json, including the router's and middleware's own.
+
+use std::time::{Duration, Instant};
+
+use keel_tests::{assert_problem, spawn_app, spawn_app_with};
+use sqlx::{Connection as _, Executor as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+#[tokio::test]
+async fn unknown_routes_are_404_problems() {
+    let app = spawn_app().await;
+    let body = assert_problem(app.get("/api/v1/does-not-exist").await, 404).await;
+    assert!(body["request_id"].is_string());
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .delete(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["allow"], "GET");
+    assert_problem(response, 405).await;
+}
+
+#[tokio::test]
+async fn declared_oversized_bodies_are_413_before_being_read() {
+    let app = spawn_app_with(&[("APP__HTTP__BODY_LIMIT_BYTES", "1024")]).await;
+    let response = app
+        .client
+        .post(app.url("/health/live"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2048])
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(response, 413).await;
+    assert!(
+        body["detail"].as_str().unwrap_or_default().contains("1024"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn chunked_bodies_are_cut_off_at_the_limit() {
+    let app = spawn_app_with(&[("APP__HTTP__BODY_LIMIT_BYTES", "1024")]).await;
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let chunk = "x".repeat(800);
+    let request = format!(
+        "POST /health/live HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         {len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+        len = chunk.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("application/problem+json"), "{response}");
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_503() {
+    let app = spawn_app_with(&[("APP__HTTP__REQUEST_TIMEOUT", "300ms")]).await;
+    // Holding this lock makes the readiness probe wait: a genuinely slow request.
+    let mut blocker = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .expect("connect");
+    blocker.execute("BEGIN").await.expect("begin");
+    blocker
+        .execute("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+
+    let started = Instant::now();
+    let body = assert_problem(app.get("/health/ready").await, 503).await;
+    assert_eq!(body["type"], "urn:keel:problem:timeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    blocker.execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+}
