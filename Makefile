@@ -1,0 +1,86 @@
+# Every routine task. `make` (or `make help`) lists them.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Cargo's target dir: respected when set outside, else kept out of the clone so fresh
+# checkouts (CI) reuse earlier builds.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/keel/target
+export CARGO_TARGET_DIR
+# The Python tools' venv (git-ignored when inside the repo).
+VENV ?= .venv
+# Port of the long-lived development database of `make db-up`.
+PG_PORT ?= 5432
+KEEL := $(CARGO_TARGET_DIR)/debug/keel
+TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut -c1-16)
+
+.PHONY: help run test lint fmt openapi db-up db-down pg-image tools \
+	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## Serve on http://127.0.0.1:8080 (docs at /docs) with a disposable PostgreSQL unless APP__DATABASE__URL is set
+	scripts/with-postgres.sh cargo run -p keel -- serve
+
+test: build ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing
+	$(MAKE) unit-test
+	$(MAKE) integration-test
+	$(MAKE) spec-check
+	$(MAKE) sqlx-check
+	$(MAKE) contract-test
+
+lint: ## cargo fmt --check, clippy -D warnings, shellcheck
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	shellcheck scripts/*.sh docker/postgres/*.sh .ci/run
+
+fmt: ## Format the Rust code
+	cargo fmt --all
+
+build: ## Build the keel binary (debug)
+	cargo build --workspace --all-targets --locked
+
+unit-test: ## Unit tests of the service crate (no database)
+	cargo nextest run -p keel --locked
+
+integration-test: ## Black-box tests against real PostgreSQL through testcontainers
+	if [[ -z "$${APP_TEST_DATABASE_URL:-}" ]]; then \
+	  APP_TEST_PG_IMAGE="$$(scripts/pg-image.sh)"; export APP_TEST_PG_IMAGE; fi; \
+	KEEL_BIN=$(KEEL) cargo nextest run -p keel-tests --locked
+
+spec-check: tools ## Validate openapi.json against the OpenAPI 3 schema (drift is an integration test)
+	$(VENV)/bin/openapi-spec-validator openapi.json
+
+contract-test: tools ## schemathesis against a live server: all checks, fixed seed, bounded examples
+	scripts/with-postgres.sh scripts/contract-test.sh $(KEEL) $(VENV)/bin/schemathesis
+
+sqlx-check: ## Fail when .sqlx/ (offline query data) no longer matches the queries and schema
+	scripts/with-postgres.sh scripts/sqlx-prepare.sh --check
+
+sqlx-prepare: ## Regenerate .sqlx/ after changing a query or a migration
+	scripts/with-postgres.sh scripts/sqlx-prepare.sh
+
+openapi: ## Rewrite the committed openapi.json from the code
+	cargo run -q -p keel --locked -- openapi > openapi.json
+
+db-up: ## Start a long-lived development PostgreSQL on 127.0.0.1:$(PG_PORT) (matches default.toml)
+	image="$$(scripts/pg-image.sh)"; \
+	docker run -d --name keel-dev-postgres -p 127.0.0.1:$(PG_PORT):5432 \
+	  -e POSTGRES_USER=keel -e POSTGRES_PASSWORD=keel -e POSTGRES_DB=keel "$$image" >/dev/null
+	@echo "PostgreSQL on postgres://keel:keel@127.0.0.1:$(PG_PORT)/keel (make db-down removes it)"
+
+db-down: ## Remove the development PostgreSQL and its data
+	docker rm -f keel-dev-postgres >/dev/null 2>&1 || true
+
+pg-image: ## Print the PostgreSQL image tests use, building it from Debian packages when none can be pulled
+	@scripts/pg-image.sh
+
+tools: $(TOOLS_STAMP) ## Install the pinned Python tools (tools/requirements.txt) into $(VENV)
+
+$(TOOLS_STAMP): tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
