@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod json;
 pub mod middleware;
 pub mod server;
 pub mod telemetry;

@@ -44,7 +44,7 @@ pub fn openapi_json(db: PgPool) -> String {
 pub fn build_routes<T: OpenApi + 'static>(
     http: &HttpSettings,
     service: OpenApiService<T, ()>,
-) -> impl Endpoint + 'static {
+) -> impl Endpoint + use<T> {
     let allowed_methods = Arc::new(allowed_methods(&service.spec()));
     let routes = Route::new()
         .at("/openapi.json", service.spec_endpoint())
@@ -188,4 +188,163 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+/// The production middleware stack and error mapping, driven in-process with an API that has
+/// the kinds of operation later features add: a JSON body, query parameters, a panicking bug.
+#[cfg(test)]
+mod tests {
+    use poem::{http::StatusCode, test::TestClient};
+    use poem_openapi::{Object, param::Query, payload::PlainText};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{error::ApiError, json::JsonBody};
+
+    #[derive(Debug, Object)]
+    struct NewThing {
+        #[oai(validator(min_length = 1, max_length = 10))]
+        name: String,
+        #[oai(validator(minimum(value = "1")))]
+        quantity: i32,
+    }
+
+    struct ThingsApi;
+
+    #[OpenApi(prefix_path = "/api/v1")]
+    impl ThingsApi {
+        #[oai(path = "/things", method = "post")]
+        async fn create(&self, body: JsonBody<NewThing>) -> Result<PlainText<String>, ApiError> {
+            Ok(PlainText(format!("{} x{}", body.0.name, body.0.quantity)))
+        }
+
+        #[oai(path = "/things", method = "get")]
+        async fn list(
+            &self,
+            #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<u32>,
+        ) -> Result<PlainText<String>, ApiError> {
+            Ok(PlainText(limit.0.to_string()))
+        }
+
+        #[oai(path = "/boom", method = "get")]
+        async fn boom(&self) -> Result<PlainText<String>, ApiError> {
+            panic!("secret internal detail")
+        }
+    }
+
+    fn client() -> TestClient<impl Endpoint> {
+        let settings = crate::config::Settings::load_from([(
+            "APP_CONFIG_DIR".to_owned(),
+            "/nonexistent".to_owned(),
+        )])
+        .expect("defaults");
+        TestClient::new(build_routes(&settings.http, api_service(ThingsApi)))
+    }
+
+    async fn problem(response: poem::test::TestResponse, status: StatusCode) -> Value {
+        response.assert_status(status);
+        response.assert_content_type("application/problem+json");
+        let body = response.0.into_body().into_string().await.expect("body");
+        serde_json::from_str(&body).expect("problem JSON")
+    }
+
+    #[tokio::test]
+    async fn valid_json_reaches_the_handler() {
+        let response = client()
+            .post("/api/v1/things")
+            .body_json(&json!({"name": "bolt", "quantity": 3}))
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        response.assert_text("bolt x3").await;
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_400() {
+        let response = client()
+            .post("/api/v1/things")
+            .content_type("application/json")
+            .body("{\"name\": ")
+            .send()
+            .await;
+        let body = problem(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not valid JSON"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_content_type_is_415() {
+        let response = client()
+            .post("/api/v1/things")
+            .content_type("text/plain")
+            .body("name=bolt")
+            .send()
+            .await;
+        problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    }
+
+    #[tokio::test]
+    async fn missing_and_mistyped_fields_are_named() {
+        let response = client()
+            .post("/api/v1/things")
+            .body_json(&json!({"quantity": "three"}))
+            .send()
+            .await;
+        let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .expect("errors array")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(fields.contains(&"/name"), "{body}");
+        assert!(fields.contains(&"/quantity"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn constraint_violations_are_named_without_echoing_the_value() {
+        let response = client()
+            .post("/api/v1/things")
+            .body_json(&json!({"name": "far-too-long-a-name", "quantity": 0}))
+            .send()
+            .await;
+        let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let text = body.to_string();
+        assert!(
+            text.contains("/name") && text.contains("/quantity"),
+            "{body}"
+        );
+        assert!(
+            !text.contains("far-too-long-a-name"),
+            "value echoed: {body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_query_parameters_are_named() {
+        for query in ["limit=abc", "limit=1000", ""] {
+            let response = client().get(format!("/api/v1/things?{query}")).send().await;
+            let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+            assert_eq!(body["errors"][0]["field"], "limit", "{query}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn panics_become_500_problems_without_details() {
+        let response = client().get("/api/v1/boom").send().await;
+        let body = problem(response, StatusCode::INTERNAL_SERVER_ERROR).await;
+        assert!(!body.to_string().contains("secret"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn method_not_allowed_lists_the_allowed_methods() {
+        let response = client().delete("/api/v1/things").send().await;
+        response.assert_header("allow", "GET, POST");
+        problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
+    }
 }
