@@ -13,6 +13,10 @@ VENV ?= .venv
 # Port of the long-lived development database of `make db-up`.
 PG_PORT ?= 5432
 KEEL := $(CARGO_TARGET_DIR)/debug/keel
+# Every cargo command builds the same selection (the whole workspace, tests included), so the
+# tests crate's extra dependency features never force a second build of shared crates.
+CARGO_BUILD := cargo build --workspace --all-targets --locked
+export KEEL_BIN := $(KEEL)
 TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut -c1-16)
 
 .PHONY: help run test lint fmt openapi db-up db-down pg-image tools \
@@ -21,10 +25,11 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: ## Serve on http://127.0.0.1:8080 (docs at /docs) with a disposable PostgreSQL unless APP__DATABASE__URL is set
-	scripts/with-postgres.sh cargo run -p keel -- serve
+run: build ## Serve on http://127.0.0.1:8080 (docs at /docs) with a disposable PostgreSQL unless APP__DATABASE__URL is set
+	scripts/with-postgres.sh $(KEEL) serve
 
-test: build ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing
+test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing
+	$(MAKE) build
 	$(MAKE) unit-test
 	$(MAKE) integration-test
 	$(MAKE) spec-check
@@ -39,31 +44,31 @@ lint: ## cargo fmt --check, clippy -D warnings, shellcheck
 fmt: ## Format the Rust code
 	cargo fmt --all
 
-build: ## Build the keel binary (debug)
-	cargo build --workspace --all-targets --locked
+build: ## Build everything (debug), the keel binary included
+	$(CARGO_BUILD)
 
-unit-test: ## Unit tests of the service crate (no database)
-	cargo nextest run -p keel --locked
+unit-test: build ## Unit tests of the service crate (no database)
+	cargo nextest run --workspace --locked -E 'package(keel)'
 
-integration-test: ## Black-box tests against real PostgreSQL through testcontainers
+integration-test: build ## Black-box tests against real PostgreSQL through testcontainers
 	if [[ -z "$${APP_TEST_DATABASE_URL:-}" ]]; then \
 	  APP_TEST_PG_IMAGE="$$(scripts/pg-image.sh)"; export APP_TEST_PG_IMAGE; fi; \
-	KEEL_BIN=$(KEEL) cargo nextest run -p keel-tests --locked
+	cargo nextest run --workspace --locked -E 'package(keel-tests)'
 
 spec-check: tools ## Validate openapi.json against the OpenAPI 3 schema (drift is an integration test)
 	$(VENV)/bin/openapi-spec-validator openapi.json
 
-contract-test: tools ## schemathesis against a live server: all checks, fixed seed, bounded examples
+contract-test: tools build ## schemathesis against a live server: all checks, fixed seed, bounded examples
 	scripts/with-postgres.sh scripts/contract-test.sh $(KEEL) $(VENV)/bin/schemathesis
 
-sqlx-check: ## Fail when .sqlx/ (offline query data) no longer matches the queries and schema
+sqlx-check: build ## Fail when .sqlx/ (offline query data) no longer matches the queries and schema
 	scripts/with-postgres.sh scripts/sqlx-prepare.sh --check
 
-sqlx-prepare: ## Regenerate .sqlx/ after changing a query or a migration
+sqlx-prepare: build ## Regenerate .sqlx/ after changing a query or a migration
 	scripts/with-postgres.sh scripts/sqlx-prepare.sh
 
-openapi: ## Rewrite the committed openapi.json from the code
-	cargo run -q -p keel --locked -- openapi > openapi.json
+openapi: build ## Rewrite the committed openapi.json from the code
+	$(KEEL) openapi > openapi.json
 
 db-up: ## Start a long-lived development PostgreSQL on 127.0.0.1:$(PG_PORT) (matches default.toml)
 	image="$$(scripts/pg-image.sh)"; \

@@ -12,13 +12,15 @@ cd "$(dirname "$0")/.."
 check=false
 [[ "${1:-}" == "--check" ]] && check=true
 
-APP__DATABASE__URL="$DATABASE_URL" cargo run -q -p keel --locked -- migrate
+keel="${KEEL_BIN:-${CARGO_TARGET_DIR:-target}/debug/keel}"
+APP__DATABASE__URL="$DATABASE_URL" "$keel" migrate
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 # Any change to the crate recompiles it whole, re-expanding every query macro.
 touch app/src/lib.rs
-SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$out" cargo build -q -p keel --lib --locked
+# Same selection as `make build`, so shared crates are not rebuilt with other features.
+SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$out" cargo build -q --workspace --all-targets --locked
 
 if $check; then
   if ! diff -r .sqlx "$out" >/dev/null; then

@@ -38,7 +38,7 @@ port="$(docker port "$name" 5432/tcp | head -n 1 | sed 's/.*://')"
 
 # Only a login over TCP proves the final server is up (init-time servers listen on a socket).
 for _ in $(seq 1 300); do
-  if docker exec "$name" psql -h 127.0.0.1 -U keel -d keel -qtAc 'SELECT 1' >/dev/null 2>&1; then
+  if docker exec -e PGPASSWORD=keel "$name" psql -h 127.0.0.1 -U keel -d keel -qtAc 'SELECT 1' >/dev/null 2>&1; then
     ready=1
     break
   fi
