@@ -13,7 +13,7 @@ use std::{
 };
 
 use futures_util::FutureExt as _;
-use opentelemetry::{KeyValue, global, metrics::Histogram};
+use opentelemetry::{KeyValue, global, metrics::Histogram, trace::TraceContextExt as _};
 use opentelemetry_http::HeaderExtractor;
 use poem::{
     Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result,
@@ -111,10 +111,15 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
             .map(|p| p.0.clone())
             .filter(|p| !p.is_empty());
         if let Some(route) = &route {
-            span.record("otel.name", format!("{method} {route}"));
+            let name = format!("{method} {route}");
+            // The OpenTelemetry span is already started by now: recording `otel.name` only
+            // renames the log view of it, so rename the exported span directly too.
+            span.context().span().update_name(name.clone());
+            span.record("otel.name", name);
             span.record("http.route", route.as_ref());
         }
-        span.record("http.response.status_code", status.as_u16());
+        // i64: OpenTelemetry exports u64 fields as strings, and this attribute is an int.
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
         }
