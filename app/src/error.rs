@@ -64,8 +64,8 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed { allow: Vec<&'static str> },
-    #[error("request body larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    #[error("request body too large")]
+    PayloadTooLarge { limit: Option<usize> },
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
     #[error("validation failed")]
@@ -111,9 +111,10 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => {
                 format!("This URL accepts {}.", allow.join(", "))
             }
-            Self::PayloadTooLarge { limit } => {
+            Self::PayloadTooLarge { limit: Some(limit) } => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
+            Self::PayloadTooLarge { limit: None } => "The request body is too large.".to_owned(),
             Self::UnsupportedMediaType(detail) => detail.clone(),
             Self::Validation(errors) if errors.len() == 1 => {
                 "One field of the request is invalid.".to_owned()
@@ -205,7 +206,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => Self::Forbidden(err.to_string()),
             // The Allow list needs the route table; the problem middleware fills it in.
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed { allow: Vec::new() },
-            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: 0 },
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: None },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(err.to_string()),
             status if status.is_client_error() => Self::BadRequest(
                 status

@@ -42,8 +42,7 @@ impl<T: Type> Payload for JsonBody<T> {
 impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
-    async fn from_request(request: &Request, body: &mut RequestBody) -> Result<Self> {
-        let _ = request;
+    async fn from_request(_request: &Request, body: &mut RequestBody) -> Result<Self> {
         let bytes = body
             .take()?
             .into_vec()

@@ -292,7 +292,9 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        let too_large = || ApiError::PayloadTooLarge { limit: self.limit };
+        let too_large = || ApiError::PayloadTooLarge {
+            limit: Some(self.limit),
+        };
         match req.header(header::CONTENT_LENGTH.as_str()) {
             Some(length) => {
                 let length: usize = length
