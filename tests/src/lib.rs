@@ -291,3 +291,82 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_j
     }
     body
 }
+
+/// Holds a lock the readiness probe needs, so `/health/ready` is genuinely slow until
+/// [`ReadinessBlocker::release`]: a real slow request without a test-only endpoint.
+pub struct ReadinessBlocker(PgConnection);
+
+impl ReadinessBlocker {
+    pub async fn hold(database_url: &str) -> Self {
+        let mut conn = PgConnection::connect(database_url).await.expect("connect");
+        conn.execute("BEGIN").await.expect("begin");
+        conn.execute("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+        Self(conn)
+    }
+
+    pub async fn release(mut self) {
+        self.0.execute("ROLLBACK").await.expect("release the lock");
+    }
+}
+
+/// `keel serve` as a child process, for what only a real process shows: signals, exit codes,
+/// what it writes to stdout.
+pub struct KeelProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+}
+
+impl KeelProcess {
+    /// Starts `keel serve` on a free port with the test environment plus `extra`, and waits
+    /// until it answers.
+    pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let child = Command::new(keel_bin())
+            .arg("serve")
+            .env_clear()
+            .envs(test_environment(database_url))
+            .env("APP__SERVER__PORT", port.to_string())
+            .envs(extra.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start keel serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "keel serve never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, base }
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code, stdout and stderr.
+    pub async fn wait(self) -> (Option<i32>, String, String) {
+        let output = tokio::task::spawn_blocking(move || self.child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("wait for keel");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}

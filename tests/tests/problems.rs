@@ -2,8 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use keel_tests::{assert_problem, spawn_app, spawn_app_with};
-use sqlx::{Connection as _, Executor as _};
+use keel_tests::{ReadinessBlocker, assert_problem, spawn_app, spawn_app_with};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test]
@@ -68,21 +67,13 @@ async fn chunked_bodies_are_cut_off_at_the_limit() {
 #[tokio::test]
 async fn slow_requests_time_out_with_503() {
     let app = spawn_app_with(&[("APP__HTTP__REQUEST_TIMEOUT", "300ms")]).await;
-    // Holding this lock makes the readiness probe wait: a genuinely slow request.
-    let mut blocker = sqlx::PgConnection::connect(&app.database_url)
-        .await
-        .expect("connect");
-    blocker.execute("BEGIN").await.expect("begin");
-    blocker
-        .execute("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
-        .await
-        .expect("lock");
+    let blocker = ReadinessBlocker::hold(&app.database_url).await;
 
     let started = Instant::now();
     let body = assert_problem(app.get("/health/ready").await, 503).await;
     assert_eq!(body["type"], "urn:keel:problem:timeout");
     assert!(started.elapsed() < Duration::from_secs(10));
 
-    blocker.execute("ROLLBACK").await.expect("rollback");
+    blocker.release().await;
     assert_eq!(app.get("/health/ready").await.status(), 200);
 }

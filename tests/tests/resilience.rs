@@ -1,14 +1,8 @@
 //! Database outages and shutdown: the service degrades loudly, recovers by itself, and drains.
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use keel_tests::{
-    TestPostgres, assert_problem, free_port, keel_bin, spawn_app_with, test_environment,
-};
-use sqlx::{Connection as _, Executor as _};
+use keel_tests::{KeelProcess, ReadinessBlocker, TestPostgres, assert_problem, spawn_app_with};
 
 #[tokio::test]
 async fn database_outage_turns_ready_503_and_recovers_without_restart() {
@@ -51,58 +45,27 @@ async fn database_outage_turns_ready_503_and_recovers_without_restart() {
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let postgres = TestPostgres::start().await;
     let database_url = postgres.create_database().await;
-    let port = free_port();
-    let child = Command::new(keel_bin())
-        .arg("serve")
-        .env_clear()
-        .envs(test_environment(&database_url))
-        .env("APP__SERVER__PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start keel serve");
-    let base = format!("http://127.0.0.1:{port}");
+    let keel = KeelProcess::start(&database_url, &[]).await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .map(|r| r.status())
-        .ok()
-        != Some(reqwest::StatusCode::OK)
-    {
-        assert!(Instant::now() < deadline, "keel serve never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = format!("{}/health/ready", keel.base);
+    assert_eq!(
+        client.get(&ready).send().await.expect("ready").status(),
+        200
+    );
 
-    // Make the readiness probe slow by holding a lock it needs.
-    let mut blocker = sqlx::PgConnection::connect(&database_url)
-        .await
-        .expect("connect");
-    blocker.execute("BEGIN").await.expect("begin");
-    blocker
-        .execute("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
-        .await
-        .expect("lock");
+    let blocker = ReadinessBlocker::hold(&database_url).await;
     let in_flight = tokio::spawn({
         let client = client.clone();
-        let url = format!("{base}/health/ready");
-        async move { client.get(url).send().await.map(|r| r.status()) }
+        async move { client.get(ready).send().await.map(|r| r.status()) }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let pid = child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    keel.sigterm();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Draining: new connections are refused while the old request is still running.
     let late = reqwest::Client::new()
-        .get(format!("{base}/health/live"))
+        .get(format!("{}/health/live", keel.base))
         .send()
         .await;
     assert!(late.is_err(), "accepted a new request after SIGTERM");
@@ -111,17 +74,13 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
         "the slow request finished too early to prove anything"
     );
 
-    blocker.execute("ROLLBACK").await.expect("release the lock");
+    blocker.release().await;
     let status = in_flight
         .await
         .expect("join")
         .expect("the in-flight request completed");
     assert_eq!(status, reqwest::StatusCode::OK);
 
-    let exit = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("wait");
-    let stderr = String::from_utf8_lossy(&exit.stderr).into_owned();
-    assert_eq!(exit.status.code(), Some(0), "stderr: {stderr}");
+    let (code, _, stderr) = keel.wait().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
 }

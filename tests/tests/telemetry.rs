@@ -1,13 +1,9 @@
 //! Telemetry over the real OTLP/HTTP wire: `keel serve` exports to a receiver in this test,
 //! which decodes the protobuf exactly as a collector would.
 
-use std::{
-    process::{Command, Stdio},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::{Arc, Mutex};
 
-use keel_tests::{TestPostgres, free_port, keel_bin, test_environment};
+use keel_tests::{KeelProcess, TestPostgres, free_port};
 use opentelemetry_proto::tonic::{
     collector::{metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest},
     common::v1::any_value::Value as AnyValue,
@@ -80,63 +76,33 @@ async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushe
 
     let postgres = TestPostgres::start().await;
     let database_url = postgres.create_database().await;
-    let port = free_port();
-    let child = Command::new(keel_bin())
-        .arg("serve")
-        .env_clear()
-        .envs(test_environment(&database_url))
-        .env("APP__SERVER__PORT", port.to_string())
-        .env(
-            "APP__TELEMETRY__OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{collector_port}"),
-        )
-        .env("APP__TELEMETRY__LOG_FORMAT", "json")
-        .env("APP__TELEMETRY__LOG_FILTER", "info")
-        // Long enough that only the shutdown flush can deliver the spans in time.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
-        .env("OTEL_SERVICE_NAME", "keel-under-test")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start keel serve");
-
+    let collector_url = format!("http://127.0.0.1:{collector_port}");
+    let keel = KeelProcess::start(
+        &database_url,
+        &[
+            ("APP__TELEMETRY__OTLP_ENDPOINT", collector_url.as_str()),
+            ("APP__TELEMETRY__LOG_FORMAT", "json"),
+            ("APP__TELEMETRY__LOG_FILTER", "info"),
+            // Long enough that only the shutdown flush can deliver the spans in time.
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+            ("OTEL_SERVICE_NAME", "keel-under-test"),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "keel serve never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = client
-        .get(format!("{base}/health/ready"))
+        .get(format!("{}/health/ready", keel.base))
         .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
         .send()
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    keel.sigterm();
+    let (code, stdout, stderr) = keel.wait().await;
+    assert_eq!(code, Some(0), "{stderr}");
 
     let received = received.lock().expect("lock");
     let span = received
@@ -172,7 +138,6 @@ async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushe
     );
 
     // JSON logs inside the request carry the same trace id.
-    let stdout = String::from_utf8_lossy(&output.stdout);
     let completed = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
