@@ -18,7 +18,11 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "APP";
 const ENV_SEPARATOR: &str = "__";
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: &[&str] = &["http.cors.allowed_origins"];
+const LIST_KEYS: &[&str] = &[
+    "http.cors.allowed_origins",
+    "auth.verification_keys",
+    "auth.verification_key_files",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,6 +65,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub telemetry: TelemetrySettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +127,52 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `iss` of issued access tokens, and the only one accepted.
+    pub issuer: String,
+    /// `aud` of issued access tokens, and the only one accepted.
+    pub audience: String,
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    /// Ed25519 private key, PKCS#8 PEM. Exclusive with `signing_key_file`.
+    pub signing_key: Option<SecretString>,
+    pub signing_key_file: Option<PathBuf>,
+    /// Extra Ed25519 public keys (SPKI PEM) that still verify tokens, e.g. the previous signing
+    /// key during a rotation.
+    pub verification_keys: Vec<String>,
+    pub verification_key_files: Vec<PathBuf>,
+    /// Password hashes computed at once; 0 means one per CPU core.
+    pub password_hash_concurrency: usize,
+    pub argon2: Argon2Settings,
+    pub throttle: ThrottleSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    /// Failed logins for one account within `window` before further attempts get 429.
+    pub max_failures_per_account: u32,
+    /// Failed logins from one client IP within `window` before further attempts get 429.
+    pub max_failures_per_ip: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Header holding the client's IP when behind a proxy that sets it (e.g. `x-real-ip`).
+    /// Unset: the TCP peer address. Never set it without such a proxy: clients could forge it.
+    pub client_ip_header: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
@@ -129,6 +180,7 @@ struct RawSettings {
     http: HttpSettings,
     database: DatabaseSettings,
     telemetry: TelemetrySettings,
+    auth: AuthSettings,
 }
 
 /// A configuration problem, always naming the key and the environment variable that sets it.
@@ -205,6 +257,7 @@ impl Settings {
             http: raw.http,
             database: raw.database,
             telemetry: raw.telemetry,
+            auth: raw.auth,
         };
         settings.validate()?;
 
@@ -216,6 +269,14 @@ impl Settings {
                 return Err(ConfigError::invalid(
                     "database.url",
                     "must be set explicitly in production",
+                ));
+            }
+            // Without a configured key every restart would log every user out and replicas
+            // could not verify each other's tokens.
+            if settings.auth.signing_key.is_none() && settings.auth.signing_key_file.is_none() {
+                return Err(ConfigError::invalid(
+                    "auth.signing_key",
+                    "must be set in production (or auth.signing_key_file)",
                 ));
             }
         }
@@ -268,6 +329,8 @@ impl Settings {
             ));
         }
 
+        self.validate_auth()?;
+
         if self.telemetry.service_name.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "telemetry.service_name",
@@ -286,6 +349,64 @@ impl Settings {
                     "must be an http:// or https:// base URL",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        for (key, value) in [
+            ("auth.issuer", &auth.issuer),
+            ("auth.audience", &auth.audience),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::invalid(key, "must not be empty"));
+            }
+        }
+        for (key, value) in [
+            ("auth.access_token_ttl", auth.access_token_ttl),
+            ("auth.refresh_token_ttl", auth.refresh_token_ttl),
+            ("auth.throttle.window", auth.throttle.window),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
+        }
+        if auth.signing_key.is_some() && auth.signing_key_file.is_some() {
+            return Err(ConfigError::invalid(
+                "auth.signing_key",
+                "set either auth.signing_key or auth.signing_key_file, not both",
+            ));
+        }
+        let argon2 = auth.argon2;
+        argon2::Params::new(
+            argon2.memory_kib,
+            argon2.iterations,
+            argon2.parallelism,
+            None,
+        )
+        .map_err(|err| ConfigError::invalid("auth.argon2", err.to_string()))?;
+        for (key, value) in [
+            (
+                "auth.throttle.max_failures_per_account",
+                auth.throttle.max_failures_per_account,
+            ),
+            (
+                "auth.throttle.max_failures_per_ip",
+                auth.throttle.max_failures_per_ip,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if let Some(header) = &auth.throttle.client_ip_header
+            && poem::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            return Err(ConfigError::invalid(
+                "auth.throttle.client_ip_header",
+                "is not a valid header name",
+            ));
         }
         Ok(())
     }
@@ -503,13 +624,29 @@ mod tests {
     fn production_refuses_the_default_database_url() {
         let message = error_for(&[("APP_ENV", "production")]);
         assert!(message.starts_with("APP__DATABASE__URL"), "{message}");
+    }
+
+    #[test]
+    fn production_refuses_to_run_without_a_signing_key() {
+        let message = error_for(&[
+            ("APP_ENV", "production"),
+            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+        ]);
+        assert!(message.starts_with("APP__AUTH__SIGNING_KEY"), "{message}");
 
         let settings = load(&[
             ("APP_ENV", "production"),
             ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
         ])
-        .expect("explicit URL is accepted");
+        .expect("explicit URL and key are accepted");
         assert_eq!(settings.environment, Environment::Production);
+    }
+
+    #[test]
+    fn weak_or_impossible_argon2_parameters_are_rejected() {
+        let message = error_for(&[("APP__AUTH__ARGON2__PARALLELISM", "0")]);
+        assert!(message.starts_with("APP__AUTH__ARGON2"), "{message}");
     }
 
     #[test]

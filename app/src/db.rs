@@ -82,3 +82,26 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         code.starts_with("57") || code.starts_with("08")
     }))
 }
+
+/// Turns a violated constraint into the API error it means, at the call site that knows:
+/// `insert_user(..).await.on_constraint("users_email_key", || ApiError::Conflict(..))`.
+pub trait ConstraintExt<T> {
+    fn on_constraint(
+        self,
+        name: &str,
+        error: impl FnOnce() -> crate::error::ApiError,
+    ) -> Result<T, crate::error::ApiError>;
+}
+
+impl<T> ConstraintExt<T> for Result<T, sqlx::Error> {
+    fn on_constraint(
+        self,
+        name: &str,
+        error: impl FnOnce() -> crate::error::ApiError,
+    ) -> Result<T, crate::error::ApiError> {
+        self.map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.constraint() == Some(name) => error(),
+            _ => err.into(),
+        })
+    }
+}

@@ -10,7 +10,10 @@ use std::time::Duration;
 use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::{
     ApiResponse, Object,
-    error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError},
+    error::{
+        AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
+    },
     registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
     types::{ToJSON, Type},
 };
@@ -33,7 +36,7 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     pub request_id: Option<String>,
     /// One entry per invalid field or parameter (validation problems only).
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(default, skip_serializing_if_is_empty)]
     pub errors: Vec<FieldError>,
 }
 
@@ -58,6 +61,9 @@ impl FieldError {
 pub enum ApiError {
     #[error("malformed request: {0}")]
     BadRequest(String),
+    /// Missing or invalid credentials. Answered with `WWW-Authenticate: Bearer`.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found")]
@@ -68,8 +74,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: Option<usize> },
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    #[error("too many requests; retry after {retry_after:?}")]
+    TooManyRequests { retry_after: Duration },
     #[error("{0} unavailable")]
     Unavailable(&'static str),
     #[error("request timed out after {0:?}")]
@@ -83,12 +93,15 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,8 +118,14 @@ impl ApiError {
 
     fn detail(&self) -> String {
         match self {
-            Self::BadRequest(detail) => detail.clone(),
-            Self::Forbidden(detail) => detail.clone(),
+            Self::BadRequest(detail)
+            | Self::Unauthorized(detail)
+            | Self::Forbidden(detail)
+            | Self::Conflict(detail) => detail.clone(),
+            Self::TooManyRequests { retry_after } => format!(
+                "Too many attempts; retry in {} s.",
+                retry_after.as_secs_f64().ceil()
+            ),
             Self::NotFound => "No resource matches this URL.".to_owned(),
             Self::MethodNotAllowed { allow } => {
                 format!("This URL accepts {}.", allow.join(", "))
@@ -170,10 +189,21 @@ impl ApiError {
                     .unwrap_or(poem::http::HeaderValue::from_static("GET")),
             );
         }
-        if matches!(self, Self::Unavailable(_) | Self::Timeout(_)) {
+        let retry_after = match &self {
+            Self::Unavailable(_) | Self::Timeout(_) => Some(1),
+            Self::TooManyRequests { retry_after } => Some(retry_after.as_secs_f64().ceil() as u64),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 poem::http::header::RETRY_AFTER,
-                poem::http::HeaderValue::from_static("1"),
+                poem::http::HeaderValue::from(seconds.max(1)),
+            );
+        }
+        if matches!(self, Self::Unauthorized(_)) {
+            response.headers_mut().insert(
+                poem::http::header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static("Bearer"),
             );
         }
         response
@@ -200,8 +230,16 @@ impl ApiError {
         if let Some(err) = err.downcast_ref::<ContentTypeError>() {
             return Self::UnsupportedMediaType(err.to_string());
         }
+        if err.is::<AuthorizationError>() {
+            return Self::Unauthorized(
+                "This operation needs an access token: Authorization: Bearer <token>.".into(),
+            );
+        }
         match err.status() {
             StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::UNAUTHORIZED => {
+                Self::Unauthorized("Missing or invalid credentials.".into())
+            }
             // poem's CORS rejections ("origin not allowed") are safe to show.
             StatusCode::FORBIDDEN => Self::Forbidden(err.to_string()),
             // The Allow list needs the route table; the problem middleware fills it in.
@@ -242,15 +280,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The problem responses any operation can produce: from its own checks or from the server's
-/// middleware (body limit, timeout, content type, database outage). Declaring them on every
-/// operation keeps the spec honest for generated clients and contract tests.
+/// The problem responses operations can produce: from their own checks or from the server's
+/// middleware (body limit, timeout, content type, database outage). Every operation declares
+/// the whole set, so generated clients handle problem+json uniformly and contract tests never
+/// meet an undocumented status; the descriptions say which kind of operation answers which.
 const DOCUMENTED: &[(u16, &str)] = &[
     (400, "Malformed request"),
+    (
+        401,
+        "Missing or invalid access token (operations that need one), or wrong credentials",
+    ),
+    (
+        403,
+        "Authenticated, but the role does not allow this operation",
+    ),
     (404, "Not found"),
+    (409, "Conflicts with existing state, e.g. a duplicate email"),
     (413, "Request body too large"),
     (415, "Unsupported content type"),
     (422, "Invalid fields or parameters; `errors` names each one"),
+    (429, "Too many failed attempts; see Retry-After"),
     (500, "Unexpected error"),
     (
         503,

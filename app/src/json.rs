@@ -1,11 +1,19 @@
 //! `JsonBody<T>`: the JSON request body for every operation, with errors that name fields.
 //!
 //! poem-openapi's own `Json<T>` reports a bad body as one string without saying which field
-//! is wrong. `JsonBody` documents itself exactly like `Json<T>`, parses through the same
-//! `ParseFromJSON`, and when that fails validates the body against the operation's own
-//! generated schema to list every offending field as a JSON pointer:
+//! is wrong, and quietly accepts numbers and booleans where the schema says string. `JsonBody`
+//! documents itself exactly like `Json<T>`, but first validates the body against that same
+//! generated schema, so the published schema is exactly what the server accepts, and every
+//! offending field is listed as a JSON pointer:
 //! `{"field": "/items/0/quantity", "message": "0 is less than the minimum of 1"}`.
 
+use std::{
+    any::TypeId,
+    collections::HashMap,
+    sync::{Arc, LazyLock, RwLock},
+};
+
+use jsonschema::Validator;
 use poem::{Request, RequestBody, Result};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
@@ -39,7 +47,7 @@ impl<T: Type> Payload for JsonBody<T> {
     }
 }
 
-impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
+impl<T: ParseFromJSON + 'static> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(_request: &Request, body: &mut RequestBody) -> Result<Self> {
@@ -55,21 +63,20 @@ impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
         }
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|err| ApiError::BadRequest(format!("The body is not valid JSON: {err}.")))?;
-        match T::parse_from_json(Some(value.clone())) {
-            Ok(parsed) => Ok(Self(parsed)),
-            Err(err) => {
-                let mut errors = field_errors::<T>(&value);
-                if errors.is_empty() {
-                    // A rule the schema cannot express; poem-openapi's message is all we have.
-                    errors.push(FieldError::new("", err.into_message()));
-                }
-                Err(ApiError::Validation(errors).into())
-            }
+        let errors = field_errors::<T>(&value);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors).into());
         }
+        T::parse_from_json(Some(value))
+            .map(Self)
+            // A rule the schema cannot express; poem-openapi's message is all we have.
+            .map_err(|err| {
+                ApiError::Validation(vec![FieldError::new("", err.into_message())]).into()
+            })
     }
 }
 
-impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
+impl<'a, T: ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
 
     type ParamType = ();
@@ -115,24 +122,35 @@ impl<'a, T: ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
     }
 }
 
-/// Validates `value` against `T`'s generated schema and lists what is wrong, field by field.
-/// Runs only on the error path, so compiling the validator per call costs nothing for valid
-/// requests.
-fn field_errors<T: Type>(value: &Value) -> Vec<FieldError> {
+/// Compiled once per body type, on first use.
+static VALIDATORS: LazyLock<RwLock<HashMap<TypeId, Arc<Validator>>>> =
+    LazyLock::new(Default::default);
+
+fn validator<T: Type + 'static>() -> Option<Arc<Validator>> {
+    let id = TypeId::of::<T>();
+    if let Some(found) = VALIDATORS.read().ok().and_then(|map| map.get(&id).cloned()) {
+        return Some(found);
+    }
     let mut registry = Registry::new();
     T::register(&mut registry);
-    let root = match serde_json::to_value(T::schema_ref()) {
-        Ok(Value::Object(mut root)) => {
-            let schemas = serde_json::to_value(&registry.schemas).unwrap_or_default();
-            root.insert(
-                "components".into(),
-                serde_json::json!({ "schemas": schemas }),
-            );
-            Value::Object(root)
-        }
-        _ => return Vec::new(),
+    let Ok(Value::Object(mut root)) = serde_json::to_value(T::schema_ref()) else {
+        return None;
     };
-    let Ok(validator) = jsonschema::validator_for(&root) else {
+    let schemas = serde_json::to_value(&registry.schemas).unwrap_or_default();
+    root.insert(
+        "components".into(),
+        serde_json::json!({ "schemas": schemas }),
+    );
+    let compiled = Arc::new(jsonschema::validator_for(&Value::Object(root)).ok()?);
+    if let Ok(mut map) = VALIDATORS.write() {
+        map.insert(id, compiled.clone());
+    }
+    Some(compiled)
+}
+
+/// Validates `value` against `T`'s generated schema and lists what is wrong, field by field.
+fn field_errors<T: Type + 'static>(value: &Value) -> Vec<FieldError> {
+    let Some(validator) = validator::<T>() else {
         return Vec::new();
     };
     validator

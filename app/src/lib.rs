@@ -1,9 +1,11 @@
 //! Keel: an OpenAPI-first HTTP service on PostgreSQL. `main.rs` is the command line; everything
 //! it runs lives here so the integration tests drive the same code.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod features;
 pub mod health;
 pub mod json;
 pub mod middleware;

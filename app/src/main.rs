@@ -1,16 +1,17 @@
 //! The `keel` command line: parse arguments, load configuration, dispatch.
 
-use std::{process::ExitCode, time::Duration};
+use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use keel::{
+    auth::Passwords,
     config::Settings,
     db,
+    features::accounts::{AdminOutcome, create_or_promote_admin},
     server::{self, Application},
     telemetry,
 };
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// Keel: an OpenAPI-first HTTP service on PostgreSQL.
 ///
@@ -31,11 +32,31 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout. Needs no database.
     Openapi,
+    /// Manage user accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Exit 0 when the server on this host answers ready (for images without curl).
     Healthcheck {
         /// How long to wait for the answer.
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create an admin account, or promote an existing account to admin.
+    ///
+    /// For a new account the password is one line read from stdin: typed without echo on a
+    /// terminal, or piped (`printf '%s\n' "$PASSWORD" | keel users create-admin --email ...`).
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// Display name of a newly created account.
+        #[arg(long, default_value = "Administrator")]
+        display_name: String,
     },
 }
 
@@ -80,9 +101,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Openapi => {
-            // A pool that never connects: the document does not depend on the database.
-            let db = PgPoolOptions::new().connect_lazy_with(PgConnectOptions::new());
-            println!("{}", server::openapi_json(db));
+            println!("{}", server::openapi_json()?);
             Ok(())
         }
         Command::Serve => {
@@ -118,6 +137,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
             telemetry.shutdown();
             result
         }
+        Command::Users {
+            command:
+                UsersCommand::CreateAdmin {
+                    email,
+                    display_name,
+                },
+        } => {
+            let settings = load_settings()?;
+            let db = db::connect_lazy(&settings.database)?;
+            let passwords = Passwords::new(
+                settings.auth.argon2,
+                settings.auth.password_hash_concurrency,
+            )?;
+            let outcome = create_or_promote_admin(&db, &passwords, &email, &display_name, || {
+                read_password(&email)
+            })
+            .await?;
+            let message = match outcome {
+                AdminOutcome::Created => "created admin",
+                AdminOutcome::Promoted => "promoted to admin",
+                AdminOutcome::AlreadyAdmin => "already an admin; nothing changed",
+            };
+            eprintln!("{email}: {message}");
+            Ok(())
+        }
         Command::Healthcheck { timeout } => {
             let settings = load_settings()?;
             let host = match settings.server.host.as_str() {
@@ -139,6 +183,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// One line from stdin; without echo when stdin is a terminal.
+fn read_password(email: &str) -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Password for {email}: "))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    anyhow::ensure!(!password.is_empty(), "no password given on stdin");
+    Ok(password)
 }
 
 fn load_settings() -> anyhow::Result<Settings> {

@@ -12,16 +12,59 @@ use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
 
 use crate::{
+    auth::{LoginThrottle, Passwords, TokenKeys},
     config::{HttpSettings, Settings},
     db,
+    features::accounts::{AccountsApi, KeysApi},
     health::HealthApi,
     middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
 };
 
-/// Everything mounted in the OpenAPI document. A new feature adds its API struct here, making
-/// this a tuple: `(HealthApi { .. }, CatalogApi { .. })`.
-pub fn api(db: PgPool) -> impl OpenApi {
-    HealthApi { db }
+/// What handlers share: built once from Settings, cloned into each API struct.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub keys: Arc<TokenKeys>,
+    pub passwords: Passwords,
+    pub throttle: Arc<LoginThrottle>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, db: PgPool) -> anyhow::Result<Self> {
+        let keys = TokenKeys::from_settings(&settings.auth, settings.environment)?;
+        let passwords = Passwords::new(
+            settings.auth.argon2,
+            settings.auth.password_hash_concurrency,
+        )?;
+        let throttle = LoginThrottle::new(db.clone(), settings.auth.throttle.clone());
+        Ok(Self {
+            db,
+            keys: Arc::new(keys),
+            passwords,
+            throttle: Arc::new(throttle),
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+/// Everything mounted in the OpenAPI document. A new feature adds its API struct here.
+pub fn api(state: &AppState) -> impl OpenApi + use<> {
+    (
+        HealthApi {
+            db: state.db.clone(),
+        },
+        AccountsApi::new(
+            state.db.clone(),
+            state.passwords.clone(),
+            state.keys.clone(),
+            state.throttle.clone(),
+            state.settings.auth.refresh_token_ttl,
+        ),
+        KeysApi {
+            keys: state.keys.clone(),
+        },
+    )
 }
 
 /// The OpenAPI service with the document's metadata.
@@ -34,9 +77,13 @@ pub fn api_service<T: OpenApi>(api: T) -> OpenApiService<T, ()> {
         .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
 }
 
-/// The OpenAPI document as `keel openapi` prints it and `/openapi.json` serves it.
-pub fn openapi_json(db: PgPool) -> String {
-    api_service(api(db)).spec()
+/// The OpenAPI document as `keel openapi` prints it and `/openapi.json` serves it. Built from
+/// the default settings and a pool that never connects: the document depends on neither.
+pub fn openapi_json() -> anyhow::Result<String> {
+    let settings = Settings::load_from(std::iter::empty())?;
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy_with(sqlx::postgres::PgConnectOptions::new());
+    Ok(api_service(api(&AppState::new(settings, db)?)).spec())
 }
 
 /// The whole route table wrapped in the middleware stack. Generic over the API so tests can
@@ -106,8 +153,7 @@ fn allowed_methods(spec: &str) -> AllowedMethods {
 pub struct Application {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
-    settings: Settings,
-    db: PgPool,
+    state: AppState,
 }
 
 impl Application {
@@ -127,11 +173,11 @@ impl Application {
             .first()
             .and_then(|addr| addr.as_socket_addr().copied())
             .context("the listener reported no TCP address")?;
+        let state = AppState::new(settings, db)?;
         Ok(Self {
             acceptor,
             local_addr,
-            settings,
-            db,
+            state,
         })
     }
 
@@ -139,23 +185,26 @@ impl Application {
         self.local_addr
     }
 
-    pub fn db(&self) -> &PgPool {
-        &self.db
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
     /// finish for up to `server.shutdown_timeout`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let routes = build_routes(&self.settings.http, api_service(api(self.db.clone())));
+        let state = self.state;
+        let routes = build_routes(&state.settings.http, api_service(api(&state)))
+            // The bearer-token checker finds the verification keys here.
+            .data(state.keys.clone());
         tracing::info!(address = %self.local_addr, "serving");
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 routes,
                 shutdown,
-                Some(self.settings.server.shutdown_timeout),
+                Some(state.settings.server.shutdown_timeout),
             )
             .await;
-        self.db.close().await;
+        state.db.close().await;
         result
     }
 }

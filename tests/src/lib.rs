@@ -200,7 +200,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 
     let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr());
-    let db = app.db().clone();
+    let db = app.state().db.clone();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;

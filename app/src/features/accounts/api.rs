@@ -1,0 +1,315 @@
+//! Account endpoints. Handlers parse, authorize, call, map — the mechanisms live in `auth`.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use opentelemetry::{KeyValue, global, metrics::Counter};
+use poem::Request;
+use poem_openapi::{ApiResponse, OpenApi, Tags, payload::Json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use super::{
+    model::{
+        ChangePasswordRequest, Jwk, JwkSet, LoginRequest, NewUser, RefreshRequest, RegisterRequest,
+        TokenPair, User,
+    },
+    repo::{self, RefreshToken, Rotation},
+};
+use crate::{
+    auth::{BearerAuth, LoginThrottle, Passwords, Role, TokenKeys, password},
+    error::{ApiError, FieldError},
+    json::JsonBody,
+};
+
+#[derive(Tags)]
+enum AccountTags {
+    /// Registration, login, tokens and sessions.
+    Auth,
+    /// The signed-in user.
+    Users,
+}
+
+#[derive(ApiResponse)]
+enum Registered {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<User>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct AccountsApi {
+    pub db: PgPool,
+    pub passwords: Passwords,
+    pub keys: Arc<TokenKeys>,
+    pub throttle: Arc<LoginThrottle>,
+    pub refresh_token_ttl: Duration,
+    logins: Counter<u64>,
+}
+
+impl AccountsApi {
+    pub fn new(
+        db: PgPool,
+        passwords: Passwords,
+        keys: Arc<TokenKeys>,
+        throttle: Arc<LoginThrottle>,
+        refresh_token_ttl: Duration,
+    ) -> Self {
+        let logins = global::meter("keel")
+            .u64_counter("keel.auth.logins")
+            .with_description("Login attempts by outcome: success, failure, throttled")
+            .build();
+        Self {
+            db,
+            passwords,
+            keys,
+            throttle,
+            refresh_token_ttl,
+            logins,
+        }
+    }
+
+    fn count_login(&self, outcome: &'static str) {
+        self.logins.add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    fn pair(
+        &self,
+        user: uuid::Uuid,
+        role: Role,
+        session: uuid::Uuid,
+        refresh: RefreshToken,
+    ) -> Result<TokenPair, ApiError> {
+        let access_token = self
+            .keys
+            .issue(user, role, session)
+            .map_err(|err| ApiError::Internal(err.into()))?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: refresh.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: self.keys.ttl().as_secs(),
+        })
+    }
+
+    fn refresh_expiry(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.refresh_token_ttl
+    }
+
+    fn client_ip(&self, req: &Request) -> Option<IpAddr> {
+        match self.throttle.client_ip_header() {
+            Some(header) => req
+                .header(header)
+                .and_then(|value| value.split(',').next())
+                .and_then(|ip| ip.trim().parse().ok()),
+            None => req.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl AccountsApi {
+    /// Create an account (role `member`).
+    #[oai(path = "/auth/register", method = "post", tag = "AccountTags::Auth")]
+    async fn register(&self, body: JsonBody<RegisterRequest>) -> Result<Registered, ApiError> {
+        let new_user = NewUser::parse(body.0)?;
+        let hash = self
+            .passwords
+            .hash(new_user.password)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let user = repo::insert_user(
+            &self.db,
+            &new_user.email,
+            &new_user.display_name,
+            Role::Member,
+            &hash,
+        )
+        .await?;
+        tracing::info!(user = %user.id, "account registered");
+        Ok(Registered::Created(Json(user.view())))
+    }
+
+    /// Exchange email and password for an access token and a refresh token.
+    ///
+    /// Failed attempts are throttled per account and per client IP (429 with `Retry-After`).
+    #[oai(path = "/auth/login", method = "post", tag = "AccountTags::Auth")]
+    async fn login(
+        &self,
+        req: &Request,
+        body: JsonBody<LoginRequest>,
+    ) -> Result<Json<TokenPair>, ApiError> {
+        let LoginRequest { email, password } = body.0;
+        let account = email.trim().to_lowercase();
+        let ip = self.client_ip(req);
+        if let Err(throttled) = self.throttle.check(&account, ip).await {
+            self.count_login("throttled");
+            return Err(throttled);
+        }
+
+        let user = repo::find_by_email(&self.db, email.trim()).await?;
+        let verified = self
+            .passwords
+            .verify(
+                password.clone().into(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await
+            .map_err(anyhow::Error::from)?;
+        let Some(user) = user.filter(|_| verified.matches) else {
+            self.throttle.record_failure(&account, ip).await?;
+            self.count_login("failure");
+            return Err(ApiError::Unauthorized(
+                "The email or password is not correct.".into(),
+            ));
+        };
+
+        self.throttle.record_success(&account).await?;
+        if verified.outdated {
+            let hash = self
+                .passwords
+                .hash(password.into())
+                .await
+                .map_err(anyhow::Error::from)?;
+            repo::set_password_hash(&self.db, user.id, &hash).await?;
+            tracing::info!(user = %user.id, "password hash upgraded to the configured parameters");
+        }
+        let refresh = RefreshToken::generate();
+        let session =
+            repo::start_session(&self.db, user.id, &refresh, self.refresh_expiry()).await?;
+        self.count_login("success");
+        Ok(Json(self.pair(user.id, user.role(), session, refresh)?))
+    }
+
+    /// Spend a refresh token for a new token pair in the same session.
+    ///
+    /// Presenting a token that was already spent revokes its whole session: a copy exists.
+    #[oai(path = "/auth/refresh", method = "post", tag = "AccountTags::Auth")]
+    async fn refresh(&self, body: JsonBody<RefreshRequest>) -> Result<Json<TokenPair>, ApiError> {
+        let next = RefreshToken::generate();
+        match repo::rotate(
+            &self.db,
+            &body.0.refresh_token,
+            &next,
+            self.refresh_expiry(),
+        )
+        .await?
+        {
+            Rotation::Rotated {
+                user_id,
+                role,
+                session_id,
+            } => Ok(Json(self.pair(user_id, role, session_id, next)?)),
+            Rotation::Reused => Err(ApiError::Unauthorized(
+                "This refresh token was already used; the session has been revoked. Log in again."
+                    .into(),
+            )),
+            Rotation::Invalid => Err(ApiError::Unauthorized(
+                "The refresh token is invalid, expired or revoked.".into(),
+            )),
+        }
+    }
+
+    /// Log out: revoke the session the refresh token belongs to.
+    #[oai(path = "/auth/logout", method = "post", tag = "AccountTags::Auth")]
+    async fn logout(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<RefreshRequest>,
+    ) -> Result<NoContent, ApiError> {
+        // Idempotent: logging out of an unknown or already revoked session is still "logged out".
+        repo::revoke_session_of(&self.db, &body.0.refresh_token, auth.0.sub).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// The signed-in user.
+    #[oai(path = "/users/me", method = "get", tag = "AccountTags::Users")]
+    async fn me(&self, auth: BearerAuth) -> Result<Json<User>, ApiError> {
+        let user = repo::find_by_id(&self.db, auth.0.sub)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        Ok(Json(user.view()))
+    }
+
+    /// Change the password. Every session of the user is revoked: log in again everywhere.
+    #[oai(
+        path = "/users/me/password",
+        method = "put",
+        tag = "AccountTags::Users"
+    )]
+    async fn change_password(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<ChangePasswordRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let ChangePasswordRequest {
+            current_password,
+            new_password,
+        } = body.0;
+        password::check_policy(&new_password, "/new_password")
+            .map_err(|err| ApiError::Validation(vec![err]))?;
+        let user = repo::find_by_id(&self.db, auth.0.sub)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let verified = self
+            .passwords
+            .verify(current_password.into(), Some(user.password_hash))
+            .await
+            .map_err(anyhow::Error::from)?;
+        if !verified.matches {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "/current_password",
+                "is not correct",
+            )]));
+        }
+        let hash = self
+            .passwords
+            .hash(new_password.into())
+            .await
+            .map_err(anyhow::Error::from)?;
+        repo::set_password_hash(&self.db, user.id, &hash).await?;
+        let revoked = repo::revoke_all_sessions(&self.db, user.id).await?;
+        tracing::info!(user = %user.id, sessions = revoked, "password changed; sessions revoked");
+        Ok(NoContent::Done)
+    }
+}
+
+/// The public keys that verify access tokens, for other services and API gateways.
+pub struct KeysApi {
+    pub keys: Arc<TokenKeys>,
+}
+
+#[OpenApi]
+impl KeysApi {
+    /// JSON Web Key Set (RFC 7517) with every key that verifies access tokens.
+    #[oai(
+        path = "/.well-known/jwks.json",
+        method = "get",
+        tag = "AccountTags::Auth"
+    )]
+    async fn jwks(&self) -> Result<Json<JwkSet>, ApiError> {
+        let keys = self
+            .keys
+            .jwks()
+            .keys
+            .iter()
+            .filter_map(|jwk| match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(okp) => Some(Jwk {
+                    kty: "OKP".to_owned(),
+                    crv: "Ed25519".to_owned(),
+                    x: okp.x.clone(),
+                    kid: jwk.common.key_id.clone().unwrap_or_default(),
+                    alg: "EdDSA".to_owned(),
+                    key_use: "sig".to_owned(),
+                }),
+                _ => None,
+            })
+            .collect();
+        Ok(Json(JwkSet { keys }))
+    }
+}

@@ -1,0 +1,289 @@
+//! SQL for users, sessions (refresh-token families) and refresh tokens.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand_core::{OsRng, RngCore as _};
+use sha2::{Digest as _, Sha256};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::model::User;
+use crate::{
+    auth::{Passwords, Role},
+    db::ConstraintExt as _,
+    error::ApiError,
+};
+
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl UserRow {
+    pub fn role(&self) -> Role {
+        // The CHECK constraint admits only these two; anything else is least privilege.
+        Role::parse(&self.role).unwrap_or(Role::Member)
+    }
+
+    pub fn view(&self) -> User {
+        User {
+            id: self.id,
+            email: self.email.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+pub async fn insert_user(
+    db: &PgPool,
+    email: &str,
+    display_name: &str,
+    role: Role,
+    password_hash: &str,
+) -> Result<UserRow, ApiError> {
+    sqlx::query_as!(
+        UserRow,
+        r#"INSERT INTO users (id, email, display_name, role, password_hash)
+           VALUES ($1, $2, $3, $4, $5)
+           RETURNING id, email, display_name, role, password_hash, created_at"#,
+        Uuid::now_v7(),
+        email,
+        display_name,
+        role.as_str(),
+        password_hash,
+    )
+    .fetch_one(db)
+    .await
+    .on_constraint("users_email_key", || {
+        ApiError::Conflict("An account with this email already exists.".into())
+    })
+}
+
+pub async fn find_by_email(db: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, display_name, role, password_hash, created_at
+           FROM users WHERE lower(email) = lower($1)"#,
+        email,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn find_by_id(db: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, email, display_name, role, password_hash, created_at
+           FROM users WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn set_password_hash(db: &PgPool, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE users SET password_hash = $2 WHERE id = $1",
+        id,
+        hash
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// An opaque refresh token and the only form of it the database keeps.
+pub struct RefreshToken {
+    pub token: String,
+    pub hash: Vec<u8>,
+}
+
+impl RefreshToken {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let hash = hash_token(&token);
+        Self { token, hash }
+    }
+}
+
+pub fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Starts a session (a refresh-token family) for a login and stores its first token.
+pub async fn start_session(
+    db: &PgPool,
+    user_id: Uuid,
+    token: &RefreshToken,
+    expires_at: OffsetDateTime,
+) -> Result<Uuid, sqlx::Error> {
+    let session_id = Uuid::now_v7();
+    let mut tx = db.begin().await?;
+    sqlx::query!(
+        "INSERT INTO sessions (id, user_id) VALUES ($1, $2)",
+        session_id,
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+        token.hash,
+        session_id,
+        expires_at,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(session_id)
+}
+
+pub enum Rotation {
+    Rotated {
+        user_id: Uuid,
+        role: Role,
+        session_id: Uuid,
+    },
+    /// Unknown, expired, or from a revoked session.
+    Invalid,
+    /// Already spent: someone holds a copy. The whole session has been revoked.
+    Reused,
+}
+
+/// Spends `presented` and stores `next` in the same session, atomically. Row locks serialize
+/// concurrent refreshes of one token: the loser sees it spent, which counts as reuse.
+pub async fn rotate(
+    db: &PgPool,
+    presented: &str,
+    next: &RefreshToken,
+    expires_at: OffsetDateTime,
+) -> Result<Rotation, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let found = sqlx::query!(
+        r#"SELECT t.session_id, t.spent_at, t.expires_at, s.revoked_at, s.user_id, u.role
+           FROM refresh_tokens t
+           JOIN sessions s ON s.id = t.session_id
+           JOIN users u ON u.id = s.user_id
+           WHERE t.token_hash = $1
+           FOR UPDATE OF t, s"#,
+        hash_token(presented),
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(found) = found else {
+        return Ok(Rotation::Invalid);
+    };
+    if found.revoked_at.is_some() {
+        return Ok(Rotation::Invalid);
+    }
+    if found.spent_at.is_some() {
+        sqlx::query!(
+            "UPDATE sessions SET revoked_at = now() WHERE id = $1",
+            found.session_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(session = %found.session_id, user = %found.user_id, "refresh token reused; session revoked");
+        return Ok(Rotation::Reused);
+    }
+    if found.expires_at <= OffsetDateTime::now_utc() {
+        return Ok(Rotation::Invalid);
+    }
+    sqlx::query!(
+        "UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1",
+        hash_token(presented)
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+        next.hash,
+        found.session_id,
+        expires_at,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Rotation::Rotated {
+        user_id: found.user_id,
+        role: Role::parse(&found.role).unwrap_or(Role::Member),
+        session_id: found.session_id,
+    })
+}
+
+/// Revokes the session `token` belongs to, if it is `user_id`'s. Returns whether one was.
+pub async fn revoke_session_of(
+    db: &PgPool,
+    token: &str,
+    user_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let revoked = sqlx::query!(
+        r#"UPDATE sessions SET revoked_at = coalesce(revoked_at, now())
+           WHERE user_id = $2
+             AND id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)"#,
+        hash_token(token),
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(revoked.rows_affected() > 0)
+}
+
+pub async fn revoke_all_sessions(db: &PgPool, user_id: Uuid) -> Result<u64, sqlx::Error> {
+    let revoked = sqlx::query!(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id
+    )
+    .execute(db)
+    .await?;
+    Ok(revoked.rows_affected())
+}
+
+/// What `keel users create-admin` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminOutcome {
+    Created,
+    Promoted,
+    AlreadyAdmin,
+}
+
+/// Promotes an existing account, or creates one with the password `read_password` supplies
+/// (called only when needed, so promoting never asks for a password it would not use).
+pub async fn create_or_promote_admin(
+    db: &PgPool,
+    passwords: &Passwords,
+    email: &str,
+    display_name: &str,
+    read_password: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<AdminOutcome> {
+    anyhow::ensure!(
+        super::model::looks_like_email(email),
+        "--email {email:?} is not an email address"
+    );
+    if let Some(user) = find_by_email(db, email).await? {
+        if user.role() == Role::Admin {
+            return Ok(AdminOutcome::AlreadyAdmin);
+        }
+        sqlx::query!("UPDATE users SET role = 'admin' WHERE id = $1", user.id)
+            .execute(db)
+            .await?;
+        return Ok(AdminOutcome::Promoted);
+    }
+    let password = read_password()?;
+    crate::auth::password::check_policy(&password, "password")
+        .map_err(|err| anyhow::anyhow!("the password {}", err.message))?;
+    let hash = passwords.hash(password.into()).await?;
+    insert_user(db, email, display_name, Role::Admin, &hash)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}", err.to_problem(None).detail))?;
+    Ok(AdminOutcome::Created)
+}
