@@ -52,7 +52,7 @@ pub fn check_policy(password: &str, field: &str) -> Result<(), FieldError> {
     }
     let lowered = password.to_lowercase();
     let stem = lowered.trim_end_matches(|c: char| c.is_ascii_digit());
-    let repeated = lowered.chars().all(|c| Some(c) == lowered.chars().next());
+    let repeated = lowered.chars().all(|c| lowered.starts_with(c));
     if COMMON_PASSWORDS.contains(lowered.as_str()) || COMMON_PASSWORDS.contains(stem) || repeated {
         return Err(FieldError::new(
             field,
