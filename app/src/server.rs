@@ -248,7 +248,11 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::{error::ApiError, json::JsonBody};
+    use crate::{
+        auth::{BearerAuth, Role},
+        error::ApiError,
+        json::JsonBody,
+    };
 
     #[derive(Debug, Object)]
     struct NewThing {
@@ -279,15 +283,29 @@ mod tests {
         async fn boom(&self) -> Result<PlainText<String>, ApiError> {
             panic!("secret internal detail")
         }
+
+        #[oai(path = "/admin-only", method = "get")]
+        async fn admin_only(&self, auth: BearerAuth) -> Result<PlainText<String>, ApiError> {
+            auth.require_admin()?;
+            Ok(PlainText("welcome".to_owned()))
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings::load_from([("APP_CONFIG_DIR".to_owned(), "/nonexistent".to_owned())])
+            .expect("defaults")
+    }
+
+    fn keys() -> Arc<TokenKeys> {
+        static KEYS: std::sync::LazyLock<Arc<TokenKeys>> = std::sync::LazyLock::new(|| {
+            let settings = settings();
+            Arc::new(TokenKeys::from_settings(&settings.auth, settings.environment).expect("keys"))
+        });
+        KEYS.clone()
     }
 
     fn client() -> TestClient<impl Endpoint> {
-        let settings = crate::config::Settings::load_from([(
-            "APP_CONFIG_DIR".to_owned(),
-            "/nonexistent".to_owned(),
-        )])
-        .expect("defaults");
-        TestClient::new(build_routes(&settings.http, api_service(ThingsApi)))
+        TestClient::new(build_routes(&settings().http, api_service(ThingsApi)).data(keys()))
     }
 
     async fn problem(response: poem::test::TestResponse, status: StatusCode) -> Value {
@@ -375,6 +393,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn nul_characters_are_refused_before_they_reach_the_database() {
+        let response = client()
+            .post("/api/v1/things")
+            .body_json(&json!({"name": "a\u{0}b", "quantity": 1}))
+            .send()
+            .await;
+        let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(body["errors"][0]["field"], "/name", "{body}");
+    }
+
+    #[tokio::test]
     async fn bad_query_parameters_are_named() {
         for query in ["limit=abc", "limit=1000", ""] {
             let response = client().get(format!("/api/v1/things?{query}")).send().await;
@@ -388,6 +417,28 @@ mod tests {
         let response = client().get("/api/v1/boom").send().await;
         let body = problem(response, StatusCode::INTERNAL_SERVER_ERROR).await;
         assert!(!body.to_string().contains("secret"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn admin_operations_are_403_for_members_and_open_to_admins() {
+        let token = |role| {
+            keys()
+                .issue(uuid::Uuid::new_v4(), role, uuid::Uuid::new_v4())
+                .expect("token")
+        };
+        let member = client()
+            .get("/api/v1/admin-only")
+            .header("authorization", format!("Bearer {}", token(Role::Member)))
+            .send()
+            .await;
+        problem(member, StatusCode::FORBIDDEN).await;
+
+        let admin = client()
+            .get("/api/v1/admin-only")
+            .header("authorization", format!("Bearer {}", token(Role::Admin)))
+            .send()
+            .await;
+        admin.assert_status_is_ok();
     }
 
     #[tokio::test]

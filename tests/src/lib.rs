@@ -370,3 +370,61 @@ impl KeelProcess {
         )
     }
 }
+
+/// An Ed25519 signing key for tests that mint their own tokens: hand its PEM to the app as
+/// `APP__AUTH__SIGNING_KEY`, sign with [`TestKey::encoding_key`].
+pub struct TestKey {
+    pub pem: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl TestKey {
+    pub fn generate() -> Self {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let pem = key
+            .to_pkcs8_pem(Default::default())
+            .expect("PEM encoding")
+            .to_string();
+        Self { pem, key }
+    }
+
+    pub fn encoding_key(&self) -> jsonwebtoken::EncodingKey {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let der = self.key.to_pkcs8_der().expect("DER encoding");
+        jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())
+    }
+}
+
+/// Registers an account and logs it in; returns the login response body.
+pub async fn register_and_login(app: &TestApp, email: &str, password: &str) -> serde_json::Value {
+    let registered = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(
+            &serde_json::json!({"email": email, "password": password, "display_name": "Test User"}),
+        )
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(
+        registered.status(),
+        201,
+        "{}",
+        registered.text().await.unwrap_or_default()
+    );
+    login(app, email, password)
+        .await
+        .json()
+        .await
+        .expect("token pair")
+}
+
+pub async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login")
+}

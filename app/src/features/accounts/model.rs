@@ -40,6 +40,11 @@ impl NewUser {
         let display_name = request.display_name.trim().to_owned();
         if display_name.is_empty() {
             errors.push(FieldError::new("/display_name", "must not be blank"));
+        } else if display_name.chars().any(char::is_control) {
+            errors.push(FieldError::new(
+                "/display_name",
+                "must not contain control characters",
+            ));
         }
         if let Err(error) = password::check_policy(&request.password, "/password") {
             errors.push(error);
@@ -61,7 +66,11 @@ pub(super) fn looks_like_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
-    let plain = |part: &str| !part.is_empty() && !part.contains(['@', ' ', '\t', '\n', '\r']);
+    let plain = |part: &str| {
+        !part.is_empty()
+            && !part.contains('@')
+            && !part.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
     plain(local)
         && plain(domain)
         && domain

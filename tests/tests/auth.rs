@@ -1,0 +1,486 @@
+//! Accounts and authentication, black-box: real server, real PostgreSQL, tokens minted and
+//! forged the way an attacker would.
+
+use std::{
+    io::Write as _,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use keel_tests::{
+    TestApp, TestKey, assert_problem, keel_bin, login, register_and_login, spawn_app,
+    spawn_app_with, test_environment,
+};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn get_me(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/api/v1/users/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": refresh_token }))
+        .send()
+        .await
+        .expect("request")
+}
+
+fn token(pair: &Value, field: &str) -> String {
+    pair[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {pair}"))
+        .to_owned()
+}
+
+async fn assert_rejected_token(app: &TestApp, token: &str, case: &str) {
+    let response = get_me(app, token).await;
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.as_bytes()),
+        Some(&b"Bearer"[..]),
+        "{case}"
+    );
+    assert_problem(response, 401).await;
+}
+
+#[tokio::test]
+async fn register_login_me_refresh_logout() {
+    let app = spawn_app().await;
+    let pair = register_and_login(&app, "Ada@Example.com", PASSWORD).await;
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 900);
+
+    let me: Value = get_me(&app, &token(&pair, "access_token"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["email"], "Ada@Example.com");
+    assert_eq!(me["role"], "member");
+
+    // Emails match regardless of case.
+    assert_eq!(login(&app, "ada@example.COM", PASSWORD).await.status(), 200);
+
+    let rotated: Value = refresh(&app, &token(&pair, "refresh_token"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(rotated["refresh_token"], pair["refresh_token"]);
+    assert_eq!(
+        get_me(&app, &token(&rotated, "access_token"))
+            .await
+            .status(),
+        200
+    );
+
+    let logout = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(token(&rotated, "access_token"))
+        .json(&json!({ "refresh_token": rotated["refresh_token"] }))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), 204);
+    assert_problem(refresh(&app, &token(&rotated, "refresh_token")).await, 401).await;
+}
+
+#[tokio::test]
+async fn duplicate_emails_are_409_whatever_their_case() {
+    let app = spawn_app().await;
+    register_and_login(&app, "grace@example.com", PASSWORD).await;
+    let again = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": "GRACE@example.com", "password": PASSWORD, "display_name": "G"}))
+        .send()
+        .await
+        .expect("register");
+    assert_problem(again, 409).await;
+}
+
+#[tokio::test]
+async fn weak_and_common_passwords_are_422_naming_the_field() {
+    let app = spawn_app().await;
+    for (password, case) in [
+        ("Zq9#kW", "too short"),
+        ("qwerty123456", "common"),
+        ("Password2024", "common + digits"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/auth/register"))
+            .json(&json!({"email": "x@example.com", "password": password, "display_name": "X"}))
+            .send()
+            .await
+            .expect("register");
+        let body = assert_problem(response, 422).await;
+        assert_eq!(body["errors"][0]["field"], "/password", "{case}: {body}");
+        assert!(
+            !body.to_string().contains(password),
+            "{case}: password echoed: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn forged_and_invalid_tokens_are_401() {
+    let key = TestKey::generate();
+    let app = spawn_app_with(&[("APP__AUTH__SIGNING_KEY", key.pem.as_str())]).await;
+    let pair = register_and_login(&app, "eve@example.com", PASSWORD).await;
+    let valid = token(&pair, "access_token");
+    assert_eq!(get_me(&app, &valid).await.status(), 200);
+
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    let kid = jwks["keys"][0]["kid"].as_str().expect("kid").to_owned();
+    let x = URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["x"].as_str().expect("x"))
+        .expect("base64url");
+    let claims: Value = {
+        let payload = valid.split('.').nth(1).expect("payload");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
+    };
+    let sign = |header: Header, claims: &Value, key: &EncodingKey| {
+        jsonwebtoken::encode(&header, claims, key).expect("sign")
+    };
+    let eddsa = |kid: &str| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        header
+    };
+    let with = |field: &str, value: Value| {
+        let mut claims = claims.clone();
+        claims[field] = value;
+        claims
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+    // alg: none, no signature.
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string()),
+        URL_SAFE_NO_PAD.encode(with("role", json!("admin")).to_string())
+    );
+    assert_rejected_token(&app, &none, "alg none").await;
+
+    // HMAC with the public key as the shared secret: the classic algorithm confusion.
+    let mut hs256 = Header::new(Algorithm::HS256);
+    hs256.kid = Some(kid.clone());
+    assert_rejected_token(
+        &app,
+        &sign(hs256.clone(), &claims, &EncodingKey::from_secret(&x)),
+        "HS256 key bytes",
+    )
+    .await;
+    let x_text = jwks["keys"][0]["x"].as_str().expect("x").as_bytes();
+    assert_rejected_token(
+        &app,
+        &sign(hs256, &claims, &EncodingKey::from_secret(x_text)),
+        "HS256 x",
+    )
+    .await;
+
+    // A payload edited after signing.
+    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+    parts[1] = URL_SAFE_NO_PAD.encode(with("role", json!("admin")).to_string());
+    assert_rejected_token(&app, &parts.join("."), "tampered payload").await;
+
+    // Validly signed, but outside the rules.
+    let signer = key.encoding_key();
+    let cases = [
+        ("expired", with("exp", json!(now - 120))),
+        ("not yet valid", with("nbf", json!(now + 600))),
+        ("wrong audience", with("aud", json!("someone-else"))),
+        ("wrong issuer", with("iss", json!("evil"))),
+    ];
+    for (case, claims) in cases {
+        assert_rejected_token(&app, &sign(eddsa(&kid), &claims, &signer), case).await;
+    }
+    assert_rejected_token(
+        &app,
+        &sign(eddsa("unknown-kid"), &claims, &signer),
+        "unknown kid",
+    )
+    .await;
+    let stranger = TestKey::generate().encoding_key();
+    assert_rejected_token(
+        &app,
+        &sign(eddsa(&kid), &claims, &stranger),
+        "another key, our kid",
+    )
+    .await;
+
+    // And the control: the same machinery with nothing wrong is accepted.
+    assert_eq!(
+        get_me(&app, &sign(eddsa(&kid), &claims, &signer))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn missing_token_is_401_with_www_authenticate() {
+    let app = spawn_app().await;
+    let response = app.get("/api/v1/users/me").await;
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_problem(response, 401).await;
+}
+
+#[tokio::test]
+async fn the_jwks_verifies_issued_tokens() {
+    let app = spawn_app().await;
+    let pair = register_and_login(&app, "svc@example.com", PASSWORD).await;
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    let access = token(&pair, "access_token");
+    let kid = jsonwebtoken::decode_header(&access)
+        .expect("header")
+        .kid
+        .expect("kid");
+    let jwk = jwks.find(&kid).expect("the token's key is published");
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&["keel-api"]);
+    validation.set_issuer(&["keel"]);
+    let decoded = jsonwebtoken::decode::<Value>(
+        &access,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+        &validation,
+    )
+    .expect("a third party verifies the token with the JWKS");
+    assert_eq!(decoded.claims["role"], "member");
+}
+
+#[tokio::test]
+async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
+    let app = spawn_app().await;
+    let first = register_and_login(&app, "mallory@example.com", PASSWORD).await;
+    let second: Value = refresh(&app, &token(&first, "refresh_token"))
+        .await
+        .json()
+        .await
+        .expect("json");
+
+    // Someone replays the spent token: refused, and the family is burnt.
+    assert_problem(refresh(&app, &token(&first, "refresh_token")).await, 401).await;
+    assert_problem(refresh(&app, &token(&second, "refresh_token")).await, 401).await;
+
+    // Other sessions of the same user are untouched.
+    let other = login(&app, "mallory@example.com", PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(
+        refresh(&app, &token(&other, "refresh_token"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn changing_the_password_revokes_every_session() {
+    let app = spawn_app().await;
+    let laptop = register_and_login(&app, "bob@example.com", PASSWORD).await;
+    let phone = login(&app, "bob@example.com", PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+
+    let wrong = app
+        .client
+        .put(app.url("/api/v1/users/me/password"))
+        .bearer_auth(token(&laptop, "access_token"))
+        .json(&json!({"current_password": "not my password at all", "new_password": "a brand new passphrase"}))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(wrong, 422).await;
+    assert_eq!(body["errors"][0]["field"], "/current_password");
+
+    let changed = app
+        .client
+        .put(app.url("/api/v1/users/me/password"))
+        .bearer_auth(token(&laptop, "access_token"))
+        .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(changed.status(), 204);
+
+    for session in [&laptop, &phone] {
+        assert_problem(refresh(&app, &token(session, "refresh_token")).await, 401).await;
+    }
+    assert_problem(login(&app, "bob@example.com", PASSWORD).await, 401).await;
+    assert_eq!(
+        login(&app, "bob@example.com", "a brand new passphrase")
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_then_recover() {
+    let app = spawn_app_with(&[
+        ("APP__AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT", "3"),
+        ("APP__AUTH__THROTTLE__WINDOW", "2s"),
+    ])
+    .await;
+    register_and_login(&app, "carol@example.com", PASSWORD).await;
+    for _ in 0..3 {
+        assert_problem(
+            login(&app, "carol@example.com", "wrong password here").await,
+            401,
+        )
+        .await;
+    }
+    // Over the limit even the right password waits: otherwise guessing would just go on.
+    let throttled = login(&app, "carol@example.com", PASSWORD).await;
+    let retry_after: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    assert_problem(throttled, 429).await;
+
+    // Another account is not affected, and registrations are never throttled.
+    register_and_login(&app, "dave@example.com", PASSWORD).await;
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        login(&app, "carol@example.com", PASSWORD).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_client_ip_across_accounts() {
+    let app = spawn_app_with(&[("APP__AUTH__THROTTLE__MAX_FAILURES_PER_IP", "4")]).await;
+    for n in 0..4 {
+        let email = format!("nobody{n}@example.com");
+        assert_problem(login(&app, &email, "wrong password here").await, 401).await;
+    }
+    assert_problem(
+        login(&app, "someone-else@example.com", "whatever password").await,
+        429,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_emails_cost_a_real_argon2_verification() {
+    let app = spawn_app().await;
+    let before = keel::auth::password::verifications();
+    assert_problem(login(&app, "nobody@example.com", PASSWORD).await, 401).await;
+    assert_eq!(keel::auth::password::verifications(), before + 1);
+}
+
+#[tokio::test]
+async fn outdated_hashes_are_upgraded_at_login() {
+    let app = spawn_app().await;
+    let weak = keel::auth::Passwords::new(
+        keel::config::Argon2Settings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        1,
+    )
+    .expect("params");
+    let hash = weak.hash(PASSWORD.into()).await.expect("hash");
+    sqlx::query(
+        "INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, 'Old', $3)",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind("old@example.com")
+    .bind(&hash)
+    .execute(&app.db)
+    .await
+    .expect("insert");
+
+    assert_eq!(login(&app, "old@example.com", PASSWORD).await.status(), 200);
+    let upgraded: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'old@example.com'")
+            .fetch_one(&app.db)
+            .await
+            .expect("hash");
+    assert!(upgraded.contains("m=19456,t=2,p=1"), "{upgraded}");
+}
+
+#[tokio::test]
+async fn create_admin_creates_or_promotes() {
+    let app = spawn_app().await;
+    let environment = test_environment(&app.database_url);
+    let create_admin = |email: &str, stdin: &str| {
+        let mut child = Command::new(keel_bin())
+            .args(["users", "create-admin", "--email", email])
+            .env_clear()
+            .envs(environment.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run keel");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write password");
+        let output = child.wait_with_output().expect("wait");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let (code, stderr) = create_admin("root@example.com", &format!("{PASSWORD}\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let pair: Value = login(&app, "root@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let me: Value = get_me(&app, &token(&pair, "access_token"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["role"], "admin");
+
+    register_and_login(&app, "member@example.com", PASSWORD).await;
+    let (code, stderr) = create_admin("member@example.com", "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("promoted"), "{stderr}");
+
+    let (code, stderr) = create_admin("weak@example.com", "password\n");
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("password"), "{stderr}");
+}
