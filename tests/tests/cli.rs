@@ -59,6 +59,13 @@ fn every_command_has_help() {
 }
 
 #[test]
+fn create_admin_requires_an_email() {
+    let (code, _, stderr) = run_keel(&["users", "create-admin"], &env(&[]));
+    assert_eq!(code, Some(2));
+    assert_one_line_naming(&stderr, "--email");
+}
+
+#[test]
 fn healthcheck_fails_when_nothing_listens() {
     let port = free_port().to_string();
     let (code, _, stderr) = run_keel(
