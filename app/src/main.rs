@@ -69,12 +69,17 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(err) => {
+            // clap spreads one error over several lines (the error, the missing argument, a
+            // tip, the usage); keep everything before the usage, joined into one line.
             let rendered = err.render().to_string();
-            let first = rendered
+            let message = rendered
                 .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see 'keel --help')");
+                .take_while(|line| !line.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("{message} (see 'keel --help')");
             return ExitCode::from(2);
         }
     };
