@@ -267,6 +267,12 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::auth::password::HashError> for ApiError {
+    fn from(err: crate::auth::password::HashError) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
 impl From<ApiError> for poem::Error {
     fn from(err: ApiError) -> Self {
         let status = err.status();

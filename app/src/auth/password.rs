@@ -194,17 +194,15 @@ fn argon2_error(err: impl std::fmt::Display) -> HashError {
 }
 
 /// A PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`) made in `memory`.
-fn hash_with(params: &Params, password: &[u8], memory: &mut [Block]) -> Result<String, HashError> {
+fn hash_with(
+    params: &Params,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<String, HashError> {
     let salt = Salt::generate();
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password_into_with_memory(
-            password,
-            salt.as_ref(),
-            &mut out,
-            &mut memory[..params.block_count()],
-        )
-        .map_err(argon2_error)?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    compute(&argon2, params, password, salt.as_ref(), &mut out, memory)?;
     let hash = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
@@ -213,6 +211,23 @@ fn hash_with(params: &Params, password: &[u8], memory: &mut [Block]) -> Result<S
         hash: Some(Output::new(&out).map_err(argon2_error)?),
     };
     Ok(hash.to_string())
+}
+
+/// Runs argon2 in `memory`, first growing it if `params` need more blocks than it holds.
+fn compute(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), HashError> {
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::new());
+    }
+    argon2
+        .hash_password_into_with_memory(password, salt, out, &mut memory[..params.block_count()])
+        .map_err(argon2_error)
 }
 
 /// Recomputes `stored` with its own parameters in `memory` (grown if those need more) and
@@ -234,18 +249,9 @@ fn verify_with(
             "stored hash has no salt or output".into(),
         ));
     };
-    if memory.len() < params.block_count() {
-        memory.resize(params.block_count(), Block::new());
-    }
     let mut out = vec![0u8; expected.len()];
-    Argon2::new(algorithm, version, params.clone())
-        .hash_password_into_with_memory(
-            password,
-            salt.as_ref(),
-            &mut out,
-            &mut memory[..params.block_count()],
-        )
-        .map_err(argon2_error)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    compute(&argon2, &params, password, salt.as_ref(), &mut out, memory)?;
     let actual = Output::new(&out).map_err(argon2_error)?;
     Ok((actual == expected, params))
 }

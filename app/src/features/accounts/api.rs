@@ -118,11 +118,7 @@ impl AccountsApi {
     #[oai(path = "/auth/register", method = "post", tag = "AccountTags::Auth")]
     async fn register(&self, body: JsonBody<RegisterRequest>) -> Result<Registered, ApiError> {
         let new_user = NewUser::parse(body.0)?;
-        let hash = self
-            .passwords
-            .hash(new_user.password)
-            .await
-            .map_err(anyhow::Error::from)?;
+        let hash = self.passwords.hash(new_user.password).await?;
         let user = repo::insert_user(
             &self.db,
             &new_user.email,
@@ -159,8 +155,7 @@ impl AccountsApi {
                 password.clone().into(),
                 user.as_ref().map(|u| u.password_hash.clone()),
             )
-            .await
-            .map_err(anyhow::Error::from)?;
+            .await?;
         let Some(user) = user.filter(|_| verified.matches) else {
             self.throttle.record_failure(&account, ip).await?;
             self.count_login("failure");
@@ -171,11 +166,7 @@ impl AccountsApi {
 
         self.throttle.record_success(&account).await?;
         if verified.outdated {
-            let hash = self
-                .passwords
-                .hash(password.into())
-                .await
-                .map_err(anyhow::Error::from)?;
+            let hash = self.passwords.hash(password.into()).await?;
             repo::set_password_hash(&self.db, user.id, &hash).await?;
             tracing::info!(user = %user.id, "password hash upgraded to the configured parameters");
         }
@@ -259,19 +250,14 @@ impl AccountsApi {
         let verified = self
             .passwords
             .verify(current_password.into(), Some(user.password_hash))
-            .await
-            .map_err(anyhow::Error::from)?;
+            .await?;
         if !verified.matches {
             return Err(ApiError::Validation(vec![FieldError::new(
                 "/current_password",
                 "is not correct",
             )]));
         }
-        let hash = self
-            .passwords
-            .hash(new_password.into())
-            .await
-            .map_err(anyhow::Error::from)?;
+        let hash = self.passwords.hash(new_password.into()).await?;
         repo::set_password_hash(&self.db, user.id, &hash).await?;
         let revoked = repo::revoke_all_sessions(&self.db, user.id).await?;
         tracing::info!(user = %user.id, sessions = revoked, "password changed; sessions revoked");
