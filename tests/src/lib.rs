@@ -389,6 +389,15 @@ impl TestKey {
         Self { pem, key }
     }
 
+    /// The public half, SPKI PEM, as `auth.verification_keys` takes it.
+    pub fn public_pem(&self) -> String {
+        use ed25519_dalek::pkcs8::EncodePublicKey as _;
+        self.key
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .expect("PEM encoding")
+    }
+
     pub fn encoding_key(&self) -> jsonwebtoken::EncodingKey {
         use ed25519_dalek::pkcs8::EncodePrivateKey as _;
         let der = self.key.to_pkcs8_der().expect("DER encoding");

@@ -274,6 +274,52 @@ async fn the_jwks_verifies_issued_tokens() {
 }
 
 #[tokio::test]
+async fn rotated_keys_from_files_keep_old_tokens_valid() {
+    let (old, new) = (TestKey::generate(), TestKey::generate());
+    let dir = std::env::temp_dir().join(format!("keel-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (signing, previous) = (dir.join("signing.pem"), dir.join("previous.pub.pem"));
+    std::fs::write(&signing, &new.pem).expect("write key");
+    std::fs::write(&previous, old.public_pem()).expect("write key");
+
+    // Before the rotation: a user holds a token signed with the old key.
+    let before = spawn_app_with(&[("APP__AUTH__SIGNING_KEY", old.pem.as_str())]).await;
+    let pair = register_and_login(&before, "rot@example.com", PASSWORD).await;
+    let old_token = token(&pair, "access_token");
+
+    // After: the new key signs, the old one only verifies.
+    let after = spawn_app_with(&[
+        (
+            "APP__AUTH__SIGNING_KEY_FILE",
+            signing.to_str().expect("utf-8 path"),
+        ),
+        (
+            "APP__AUTH__VERIFICATION_KEY_FILES",
+            previous.to_str().expect("utf-8 path"),
+        ),
+    ])
+    .await;
+    let jwks: Value = after
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
+    // The user id in the old token is unknown to this fresh database: 404 proves the token
+    // itself was accepted (a refused token would be 401).
+    assert_problem(get_me(&after, &old_token).await, 404).await;
+
+    let fresh = register_and_login(&after, "rot@example.com", PASSWORD).await;
+    let header = jsonwebtoken::decode_header(&token(&fresh, "access_token")).expect("header");
+    assert_eq!(
+        Some(header.kid.expect("kid")),
+        jwks["keys"][0]["kid"].as_str().map(str::to_owned)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     let app = spawn_app().await;
     let first = register_and_login(&app, "mallory@example.com", PASSWORD).await;
