@@ -311,7 +311,7 @@ async fn rotated_keys_from_files_keep_old_tokens_valid() {
     assert_problem(get_me(&after, &old_token).await, 404).await;
 
     let fresh = register_and_login(&after, "rot@example.com", PASSWORD).await;
-    let header = jsonwebtoken::decode_header(&token(&fresh, "access_token")).expect("header");
+    let header = jsonwebtoken::decode_header(token(&fresh, "access_token")).expect("header");
     assert_eq!(
         Some(header.kid.expect("kid")),
         jwks["keys"][0]["kid"].as_str().map(str::to_owned)
