@@ -35,18 +35,21 @@ if [[ -z "${ready:-}" ]]; then
   exit 1
 fi
 
-# A signed-in user, so operations behind the bearer token are exercised past the 401.
-token="$(python3 - "http://127.0.0.1:${port}" <<'PY'
+# Signed in as an admin, so every operation is exercised past its 401/403.
+account_email="contract-admin@example.com"
+account_password="contract test passphrase"
+printf '%s\n' "$account_password" | APP_ENV=test APP__DATABASE__URL="$DATABASE_URL" \
+  "$keel" users create-admin --email "$account_email"
+token="$(python3 - "http://127.0.0.1:${port}" "$account_email" "$account_password" <<'PY'
 import json, sys, urllib.request
-base = sys.argv[1]
-def post(path, body):
-    request = urllib.request.Request(base + path, json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
-account = {"email": "contract-test@example.com", "password": "contract test passphrase"}
-post("/api/v1/auth/register", dict(account, display_name="Contract Test"))
-print(post("/api/v1/auth/login", account)["access_token"])
+base, email, password = sys.argv[1:4]
+request = urllib.request.Request(
+    base + "/api/v1/auth/login",
+    json.dumps({"email": email, "password": password}).encode(),
+    {"Content-Type": "application/json"},
+)
+with urllib.request.urlopen(request) as response:
+    print(json.load(response)["access_token"])
 PY
 )"
 

@@ -76,6 +76,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// `If-Match` named a version that is no longer current (or not one of ours).
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// A conditional operation was attempted without `If-Match`.
+    #[error("precondition required")]
+    PreconditionRequired,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("too many requests; retry after {retry_after:?}")]
@@ -100,6 +106,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -127,6 +135,12 @@ impl ApiError {
                 retry_after.as_secs_f64().ceil()
             ),
             Self::NotFound => "No resource matches this URL.".to_owned(),
+            Self::PreconditionFailed => {
+                "The resource changed since the ETag in If-Match; fetch it and retry.".to_owned()
+            }
+            Self::PreconditionRequired => {
+                "This update needs If-Match with the resource's current ETag.".to_owned()
+            }
             Self::MethodNotAllowed { allow } => {
                 format!("This URL accepts {}.", allow.join(", "))
             }
@@ -302,9 +316,11 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (404, "Not found"),
     (409, "Conflicts with existing state, e.g. a duplicate email"),
+    (412, "If-Match names a version that is no longer current"),
     (413, "Request body too large"),
     (415, "Unsupported content type"),
     (422, "Invalid fields or parameters; `errors` names each one"),
+    (428, "The update needs an If-Match header"),
     (429, "Too many failed attempts; see Retry-After"),
     (500, "Unexpected error"),
     (

@@ -15,7 +15,10 @@ use crate::{
     auth::{LoginThrottle, Passwords, TokenKeys},
     config::{HttpSettings, Settings},
     db,
-    features::accounts::{AccountsApi, KeysApi},
+    features::{
+        accounts::{AccountsApi, KeysApi},
+        catalog::CatalogApi,
+    },
     health::HealthApi,
     middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
 };
@@ -63,6 +66,9 @@ pub fn api(state: &AppState) -> impl OpenApi + use<> {
         ),
         KeysApi {
             keys: state.keys.clone(),
+        },
+        CatalogApi {
+            db: state.db.clone(),
         },
     )
 }

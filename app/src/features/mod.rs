@@ -2,3 +2,4 @@
 //! (`repo.rs`) together, so a feature can be copied or deleted in one move.
 
 pub mod accounts;
+pub mod catalog;

@@ -1,0 +1,268 @@
+//! Catalog endpoints: anyone browses, admins manage.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use poem_openapi::{
+    ApiResponse, OpenApi, Tags,
+    param::{Header, Path, Query},
+    payload::Json,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    model::{NewProduct, Product, ProductPage, ProductPatch, check_fields},
+    repo::{self, Update},
+};
+use crate::{
+    auth::BearerAuth,
+    error::{ApiError, FieldError},
+    json::JsonBody,
+};
+
+#[derive(Tags)]
+enum CatalogTags {
+    /// Products: browse freely, manage as admin.
+    Catalog,
+}
+
+/// Caches may keep a product but must revalidate it, which the ETag makes a cheap 304.
+const CACHE_CONTROL: &str = "public, no-cache";
+
+#[derive(ApiResponse)]
+enum Created {
+    /// The product was created.
+    #[oai(status = 201)]
+    Created(
+        Json<Product>,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Location")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+enum Fetched {
+    /// The product.
+    #[oai(status = 200)]
+    Ok(
+        Json<Product>,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// Unchanged since the version named in `If-None-Match`.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
+}
+
+#[derive(ApiResponse)]
+enum Updated {
+    /// The updated product and its new ETag.
+    #[oai(status = 200)]
+    Ok(Json<Product>, #[oai(header = "ETag")] String),
+}
+
+#[derive(ApiResponse)]
+enum Deleted {
+    /// The product is gone.
+    #[oai(status = 204)]
+    Done,
+}
+
+fn default_limit() -> u32 {
+    20
+}
+
+pub struct CatalogApi {
+    pub db: PgPool,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "CatalogTags::Catalog")]
+impl CatalogApi {
+    /// List products, newest first, optionally matching a search.
+    ///
+    /// `q` matches whole words and word prefixes of the sku, name and description
+    /// (`steel bol` finds "Steel bolt M8"). Pages are stable while products are added.
+    #[oai(path = "/products", method = "get")]
+    async fn list(
+        &self,
+        /// Page size, 1–100.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
+        /// `next_cursor` of the previous page.
+        #[oai(validator(max_length = 64))]
+        cursor: Query<Option<String>>,
+        /// Search words.
+        #[oai(validator(max_length = 200))]
+        q: Query<Option<String>>,
+    ) -> Result<Json<ProductPage>, ApiError> {
+        let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
+        let search = q.0.as_deref().and_then(prefix_query);
+        let limit = i64::from(limit.0);
+        let mut items = repo::page(&self.db, search.as_deref(), after, limit + 1).await?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| encode_cursor(last.id))
+        } else {
+            None
+        };
+        Ok(Json(ProductPage { items, next_cursor }))
+    }
+
+    /// Create a product (admin).
+    #[oai(path = "/products", method = "post")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<NewProduct>,
+    ) -> Result<Created, ApiError> {
+        auth.require_admin()?;
+        check_fields(Some(&body.0.name), Some(&body.0.currency))?;
+        let product = repo::insert(&self.db, &body.0).await?;
+        let (etag, location) = (product.etag(), format!("/api/v1/products/{}", product.id));
+        Ok(Created::Created(Json(product), etag, location))
+    }
+
+    /// One product, with an `ETag`; 304 when `If-None-Match` names the current one.
+    #[oai(path = "/products/:id", method = "get")]
+    async fn get(
+        &self,
+        id: Path<Uuid>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<Fetched, ApiError> {
+        let product = repo::find(&self.db, id.0)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let etag = product.etag();
+        if if_none_match
+            .0
+            .as_deref()
+            .is_some_and(|header| none_match_hits(header, &etag))
+        {
+            return Ok(Fetched::NotModified(etag));
+        }
+        Ok(Fetched::Ok(Json(product), etag, CACHE_CONTROL.to_owned()))
+    }
+
+    /// Change some fields of a product (admin).
+    ///
+    /// Requires `If-Match` with the product's current `ETag` (or `*`): 428 without it, 412 when
+    /// someone else changed the product since, so no update is ever lost.
+    #[oai(path = "/products/:id", method = "patch")]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: JsonBody<ProductPatch>,
+    ) -> Result<Updated, ApiError> {
+        auth.require_admin()?;
+        let if_match = if_match.0.ok_or(ApiError::PreconditionRequired)?;
+        let expected = parse_if_match(&if_match)?;
+        check_fields(body.0.name.as_deref(), body.0.currency.as_deref())?;
+        match repo::update(&self.db, id.0, expected, &body.0).await? {
+            Update::Updated(product) => {
+                let etag = product.etag();
+                Ok(Updated::Ok(Json(product), etag))
+            }
+            Update::Stale => Err(ApiError::PreconditionFailed),
+            Update::NotFound => Err(ApiError::NotFound),
+        }
+    }
+
+    /// Delete a product (admin).
+    #[oai(path = "/products/:id", method = "delete")]
+    async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        auth.require_admin()?;
+        if repo::delete(&self.db, id.0).await? {
+            Ok(Deleted::Done)
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "is not a cursor from this API; use next_cursor of the previous page",
+            )])
+        })
+}
+
+/// `steel bol` -> `steel:* & bol:*`. Only letters and digits reach `to_tsquery`, so user input
+/// can never be tsquery syntax. No words left: no search.
+fn prefix_query(q: &str) -> Option<String> {
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .take(8)
+        .map(|word| format!("{}:*", word.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" & "))
+}
+
+/// Weak comparison, as RFC 9110 prescribes for If-None-Match.
+fn none_match_hits(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
+}
+
+/// `*` (any version) or one strong ETag of ours.
+fn parse_if_match(header: &str) -> Result<Option<i32>, ApiError> {
+    let header = header.trim();
+    if header == "*" {
+        return Ok(None);
+    }
+    header
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .and_then(|version| version.parse().ok())
+        .map(Some)
+        .ok_or(ApiError::PreconditionFailed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_words_become_a_safe_prefix_query() {
+        assert_eq!(
+            prefix_query("Steel bol").as_deref(),
+            Some("steel:* & bol:*")
+        );
+        assert_eq!(prefix_query("a&b|!c:*").as_deref(), Some("a:* & b:* & c:*"));
+        assert_eq!(prefix_query(" !!! "), None);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)).expect("valid"), id);
+        assert!(decode_cursor("not-a-cursor").is_err());
+    }
+
+    #[test]
+    fn etag_matching_follows_rfc_9110() {
+        assert!(none_match_hits("\"3\"", "\"3\""));
+        assert!(none_match_hits("W/\"3\", \"4\"", "\"3\""));
+        assert!(none_match_hits("*", "\"3\""));
+        assert!(!none_match_hits("\"2\"", "\"3\""));
+        assert_eq!(parse_if_match("\"7\"").expect("valid"), Some(7));
+        assert_eq!(parse_if_match("*").expect("valid"), None);
+        assert!(parse_if_match("7").is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! SQL for products.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::model::{NewProduct, Product, ProductPatch};
+use crate::{db::ConstraintExt as _, error::ApiError};
+
+fn duplicate_sku() -> ApiError {
+    ApiError::Conflict("A product with this sku already exists.".into())
+}
+
+pub async fn insert(db: &PgPool, new: &NewProduct) -> Result<Product, ApiError> {
+    sqlx::query_as!(
+        Product,
+        r#"INSERT INTO products (id, sku, name, description, price_cents, currency, stock)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           RETURNING id, sku, name, description, price_cents, currency, stock, version,
+                     created_at, updated_at"#,
+        Uuid::now_v7(),
+        new.sku,
+        new.name.trim(),
+        new.description,
+        new.price_cents,
+        new.currency,
+        new.stock,
+    )
+    .fetch_one(db)
+    .await
+    .on_constraint("products_sku_key", duplicate_sku)
+}
+
+pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
+    sqlx::query_as!(
+        Product,
+        r#"SELECT id, sku, name, description, price_cents, currency, stock, version,
+                  created_at, updated_at
+           FROM products WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// One page, newest first, strictly after `after` in id order. Ids are UUIDv7, so id order is
+/// creation order, and a page boundary is a fixed point: rows inserted while a client walks the
+/// pages land before it and can never shift, repeat or hide the rows still to come.
+pub async fn page(
+    db: &PgPool,
+    search: Option<&str>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Product>, sqlx::Error> {
+    sqlx::query_as!(
+        Product,
+        r#"SELECT id, sku, name, description, price_cents, currency, stock, version,
+                  created_at, updated_at
+           FROM products
+           WHERE ($1::uuid IS NULL OR id < $1)
+             AND ($2::text IS NULL OR search @@ to_tsquery('simple', $2))
+           ORDER BY id DESC
+           LIMIT $3"#,
+        after,
+        search,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub enum Update {
+    Updated(Product),
+    /// The product exists at another version than the caller's If-Match.
+    Stale,
+    NotFound,
+}
+
+/// Applies `patch` only if the product is still at `expected_version`: the optimistic lock.
+pub async fn update(
+    db: &PgPool,
+    id: Uuid,
+    expected_version: Option<i32>,
+    patch: &ProductPatch,
+) -> Result<Update, ApiError> {
+    let updated = sqlx::query_as!(
+        Product,
+        r#"UPDATE products SET
+             sku = coalesce($3, sku),
+             name = coalesce($4, name),
+             description = coalesce($5, description),
+             price_cents = coalesce($6, price_cents),
+             currency = coalesce($7, currency),
+             stock = coalesce($8, stock),
+             version = version + 1
+           WHERE id = $1 AND ($2::integer IS NULL OR version = $2)
+           RETURNING id, sku, name, description, price_cents, currency, stock, version,
+                     created_at, updated_at"#,
+        id,
+        expected_version,
+        patch.sku,
+        patch.name.as_deref().map(str::trim),
+        patch.description,
+        patch.price_cents,
+        patch.currency,
+        patch.stock,
+    )
+    .fetch_optional(db)
+    .await
+    .on_constraint("products_sku_key", duplicate_sku)?;
+    if let Some(product) = updated {
+        return Ok(Update::Updated(product));
+    }
+    Ok(match find(db, id).await? {
+        Some(_) => Update::Stale,
+        None => Update::NotFound,
+    })
+}
+
+pub async fn delete(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query!("DELETE FROM products WHERE id = $1", id)
+        .execute(db)
+        .await?;
+    Ok(deleted.rows_affected() > 0)
+}
