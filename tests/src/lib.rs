@@ -437,3 +437,24 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Respo
         .await
         .expect("login")
 }
+
+/// An access token of a fresh admin account.
+pub async fn admin_token(app: &TestApp) -> String {
+    let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+    let password = "admin test passphrase";
+    register_and_login(app, &email, password).await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+        .bind(&email)
+        .execute(&app.db)
+        .await
+        .expect("promote");
+    let pair: serde_json::Value = login(app, &email, password)
+        .await
+        .json()
+        .await
+        .expect("tokens");
+    pair["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
