@@ -9,5 +9,6 @@ pub mod features;
 pub mod health;
 pub mod json;
 pub mod middleware;
+pub mod pagination;
 pub mod server;
 pub mod telemetry;
