@@ -18,6 +18,7 @@ use crate::{
     features::{
         accounts::{AccountsApi, KeysApi},
         catalog::CatalogApi,
+        orders::OrdersApi,
     },
     health::HealthApi,
     middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
@@ -68,6 +69,9 @@ pub fn api(state: &AppState) -> impl OpenApi + use<> {
             keys: state.keys.clone(),
         },
         CatalogApi {
+            db: state.db.clone(),
+        },
+        OrdersApi {
             db: state.db.clone(),
         },
     )

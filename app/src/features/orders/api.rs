@@ -1,0 +1,167 @@
+//! Order endpoints.
+
+use poem_openapi::{
+    ApiResponse, OpenApi, Tags,
+    param::{Header, Path, Query},
+    payload::Json,
+    types::{ParseFromJSON as _, ToJSON as _},
+};
+use sha2::{Digest as _, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    model::{NewOrder, Order, OrderPage, OrderStatus},
+    repo::{self, KeyState},
+};
+use crate::{
+    auth::{BearerAuth, Role},
+    error::{ApiError, FieldError},
+    json::JsonBody,
+    pagination,
+};
+
+#[derive(Tags)]
+enum OrderTags {
+    /// Buying from the catalog.
+    Orders,
+}
+
+#[derive(ApiResponse)]
+enum Placed {
+    /// The order was placed and its stock reserved (or, for a repeated Idempotency-Key, the
+    /// first response is replayed).
+    #[oai(status = 201)]
+    Created(Json<Order>, #[oai(header = "Location")] String),
+}
+
+pub struct OrdersApi {
+    pub db: PgPool,
+}
+
+/// The orders a caller may act on: their own, or any for an admin.
+fn viewer(auth: &BearerAuth) -> Option<Uuid> {
+    (auth.0.role != Role::Admin).then_some(auth.0.sub)
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "OrderTags::Orders")]
+impl OrdersApi {
+    /// Place an order: reserve stock for every line, all or nothing.
+    ///
+    /// 409 names the product that is short. With `Idempotency-Key`, a retry of the same request
+    /// returns the first response and creates nothing; the same key with another body is 422.
+    #[oai(path = "/orders", method = "post")]
+    async fn place(
+        &self,
+        auth: BearerAuth,
+        /// A client-chosen unique key (e.g. a UUID) per intended order; kept 24 hours.
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        idempotency_key: Header<Option<String>>,
+        body: JsonBody<NewOrder>,
+    ) -> Result<Placed, ApiError> {
+        let user = auth.0.sub;
+        let lines: Vec<(Uuid, i32)> = body
+            .0
+            .items
+            .iter()
+            .map(|item| (item.product_id, item.quantity))
+            .collect();
+        let mut tx = self.db.begin().await?;
+        if let Some(key) = &idempotency_key.0 {
+            match repo::claim_key(&mut tx, user, key, &fingerprint(&lines)).await? {
+                KeyState::Claimed => {}
+                KeyState::Replay { response, .. } => {
+                    let order = Order::parse_from_json(Some(response)).map_err(|err| {
+                        ApiError::Internal(anyhow::anyhow!("stored order: {}", err.into_message()))
+                    })?;
+                    let location = location(order.id);
+                    return Ok(Placed::Created(Json(order), location));
+                }
+                KeyState::Mismatch => {
+                    return Err(ApiError::Validation(vec![FieldError::new(
+                        "Idempotency-Key",
+                        "was already used with a different request body",
+                    )]));
+                }
+            }
+        }
+        let order = repo::place(&mut tx, user, &lines).await?;
+        if let Some(key) = &idempotency_key.0 {
+            repo::store_response(
+                &mut tx,
+                user,
+                key,
+                201,
+                &order.to_json().unwrap_or_default(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        tracing::info!(order = %order.id, user = %user, total_cents = order.total_cents, "order placed");
+        let location = location(order.id);
+        Ok(Placed::Created(Json(order), location))
+    }
+
+    /// The caller's orders, newest first.
+    #[oai(path = "/orders", method = "get")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        /// Page size, 1–100.
+        #[oai(
+            default = "pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
+        /// `next_cursor` of the previous page.
+        #[oai(validator(max_length = 64))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<OrderPage>, ApiError> {
+        let after = pagination::decode(cursor.0.as_deref())?;
+        let mut items = repo::page(&self.db, auth.0.sub, after, i64::from(limit.0) + 1).await?;
+        let next_cursor = pagination::split(&mut items, limit.0, |order| order.id);
+        Ok(Json(OrderPage { items, next_cursor }))
+    }
+
+    /// One order (its owner, or an admin; others get 404).
+    #[oai(path = "/orders/:id", method = "get")]
+    async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
+        let order = repo::find(&self.db, id.0, viewer(&auth))
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        Ok(Json(order))
+    }
+
+    /// Cancel a placed order and put its stock back (owner or admin).
+    #[oai(path = "/orders/:id/cancel", method = "post")]
+    async fn cancel(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
+        let order = repo::transition(&self.db, id.0, viewer(&auth), OrderStatus::Cancelled)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        Ok(Json(order))
+    }
+
+    /// Mark a placed order fulfilled (admin).
+    #[oai(path = "/orders/:id/fulfil", method = "post")]
+    async fn fulfil(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
+        auth.require_admin()?;
+        let order = repo::transition(&self.db, id.0, None, OrderStatus::Fulfilled)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        Ok(Json(order))
+    }
+}
+
+fn location(id: Uuid) -> String {
+    format!("/api/v1/orders/{id}")
+}
+
+/// What makes two order requests "the same" for Idempotency-Key: their lines, in order.
+fn fingerprint(lines: &[(Uuid, i32)]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for (product, quantity) in lines {
+        hasher.update(product.as_bytes());
+        hasher.update(quantity.to_be_bytes());
+    }
+    hasher.finalize().to_vec()
+}

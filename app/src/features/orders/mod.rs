@@ -1,0 +1,9 @@
+//! The example orders: buying reserves stock for every line in one transaction, locked in a
+//! fixed order so concurrent orders can neither oversell nor deadlock; `Idempotency-Key` makes
+//! retries safe. Depends on `catalog` (products) and `accounts` (users).
+
+mod api;
+mod model;
+mod repo;
+
+pub use api::OrdersApi;
