@@ -19,6 +19,7 @@ use crate::{
         accounts::{AccountsApi, KeysApi},
         catalog::CatalogApi,
         orders::OrdersApi,
+        reports::ReportsApi,
     },
     health::HealthApi,
     middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
@@ -72,6 +73,9 @@ pub fn api(state: &AppState) -> impl OpenApi + use<> {
             db: state.db.clone(),
         },
         OrdersApi {
+            db: state.db.clone(),
+        },
+        ReportsApi {
             db: state.db.clone(),
         },
     )

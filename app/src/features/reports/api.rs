@@ -1,0 +1,121 @@
+//! `GET /reports/sales`: revenue and order count per day (UTC), and the best-selling products.
+
+use poem_openapi::{Object, OpenApi, Tags, param::Query, payload::Json};
+use sqlx::PgPool;
+use time::{Date, Duration, OffsetDateTime, Time};
+use uuid::Uuid;
+
+use crate::{
+    auth::BearerAuth,
+    error::{ApiError, FieldError},
+};
+
+/// Longest range one report may cover.
+const MAX_DAYS: i64 = 366;
+
+#[derive(Tags)]
+enum ReportTags {
+    /// Figures for admins.
+    Reports,
+}
+
+#[derive(Debug, Object)]
+pub struct DailySales {
+    /// The UTC day.
+    pub date: Date,
+    pub currency: String,
+    /// Orders placed that day and not cancelled.
+    pub orders: i64,
+    pub revenue_cents: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct ProductSales {
+    /// Absent for products deleted since.
+    #[oai(skip_serializing_if_is_none)]
+    pub product_id: Option<Uuid>,
+    pub sku: String,
+    pub name: String,
+    pub units: i64,
+    pub revenue_cents: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct SalesReport {
+    pub from: Date,
+    pub to: Date,
+    /// One entry per day and currency with sales, oldest first.
+    pub days: Vec<DailySales>,
+    /// The ten products with the most units sold in the range.
+    pub top_products: Vec<ProductSales>,
+}
+
+pub struct ReportsApi {
+    pub db: PgPool,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ReportTags::Reports")]
+impl ReportsApi {
+    /// Sales between two dates, inclusive, by UTC day; cancelled orders excluded (admin).
+    #[oai(path = "/reports/sales", method = "get")]
+    async fn sales(
+        &self,
+        auth: BearerAuth,
+        from: Query<Date>,
+        to: Query<Date>,
+    ) -> Result<Json<SalesReport>, ApiError> {
+        auth.require_admin()?;
+        let (from, to) = (from.0, to.0);
+        let days = (to - from).whole_days();
+        if !(0..MAX_DAYS).contains(&days) {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "to",
+                format!("must be on or after from, and at most {MAX_DAYS} days later"),
+            )]));
+        }
+        let start = OffsetDateTime::new_utc(from, Time::MIDNIGHT);
+        let end = OffsetDateTime::new_utc(to, Time::MIDNIGHT) + Duration::days(1);
+
+        let days = sqlx::query_as!(
+            DailySales,
+            r#"SELECT (created_at AT TIME ZONE 'UTC')::date AS "date!",
+                      currency,
+                      count(*) AS "orders!",
+                      sum(total_cents)::bigint AS "revenue_cents!"
+               FROM orders
+               WHERE status <> 'cancelled' AND created_at >= $1 AND created_at < $2
+               GROUP BY 1, 2
+               ORDER BY 1, 2"#,
+            start,
+            end,
+        )
+        .fetch_all(&self.db)
+        .await?;
+
+        let top_products = sqlx::query_as!(
+            ProductSales,
+            r#"SELECT l.product_id,
+                      l.sku,
+                      max(l.name) AS "name!",
+                      sum(l.quantity)::bigint AS "units!",
+                      sum(l.quantity * l.unit_price_cents)::bigint AS "revenue_cents!"
+               FROM orders o
+               JOIN order_lines l ON l.order_id = o.id
+               WHERE o.status <> 'cancelled' AND o.created_at >= $1 AND o.created_at < $2
+               GROUP BY l.product_id, l.sku
+               ORDER BY 4 DESC, l.sku
+               LIMIT 10"#,
+            start,
+            end,
+        )
+        .fetch_all(&self.db)
+        .await?;
+
+        Ok(Json(SalesReport {
+            from,
+            to,
+            days,
+            top_products,
+        }))
+    }
+}
