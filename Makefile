@@ -19,14 +19,17 @@ CARGO_BUILD := cargo build --workspace --all-targets --locked
 export KEEL_BIN := $(KEEL)
 TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut -c1-16)
 
-.PHONY: help run test lint fmt openapi db-up db-down pg-image tools \
+.PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
 	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: build ## Serve on http://127.0.0.1:8080 (docs at /docs) with a disposable PostgreSQL unless APP__DATABASE__URL is set
-	scripts/with-postgres.sh $(KEEL) serve
+run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo catalog loaded, on a disposable PostgreSQL unless APP__DATABASE__URL is set
+	scripts/with-postgres.sh bash -c '"$$1" migrate && "$$1" seed && exec "$$1" serve' run $(KEEL)
+
+seed: build ## Load the demo catalog into APP__DATABASE__URL (default: the make db-up database)
+	$(KEEL) seed
 
 test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing
 	$(MAKE) build

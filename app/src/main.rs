@@ -32,6 +32,8 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout. Needs no database.
     Openapi,
+    /// Load the demo catalog (idempotent: existing skus are left alone).
+    Seed,
     /// Manage user accounts.
     Users {
         #[command(subcommand)]
@@ -141,6 +143,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await;
             telemetry.shutdown();
             result
+        }
+        Command::Seed => {
+            let settings = load_settings()?;
+            let db = db::connect_lazy(&settings.database)?;
+            let inserted = keel::features::catalog::seed(&db)
+                .await
+                .context("loading the demo catalog")?;
+            eprintln!("seed: {inserted} demo products added");
+            Ok(())
         }
         Command::Users {
             command:

@@ -242,3 +242,20 @@ async fn pages_never_repeat_a_row_while_rows_are_inserted() {
     assert_problem(app.get("/api/v1/products?cursor=garbage").await, 422).await;
     assert_problem(app.get("/api/v1/products?limit=101").await, 422).await;
 }
+
+#[tokio::test]
+async fn keel_seed_loads_the_demo_catalog_once() {
+    let app = spawn_app().await;
+    let environment = keel_tests::test_environment(&app.database_url);
+    for _ in 0..2 {
+        let (code, _, stderr) = keel_tests::run_keel(&["seed"], &environment);
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(count, 60);
+    let found = page(&app, "q=stainless%20hex%20bolt").await;
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(3), "{found}");
+}

@@ -6,5 +6,7 @@
 mod api;
 mod model;
 mod repo;
+mod seed;
 
 pub use api::CatalogApi;
+pub use seed::seed;
