@@ -48,12 +48,22 @@ fn unknown_arguments_get_one_line() {
 
 #[test]
 fn every_command_has_help() {
-    for command in ["serve", "migrate", "openapi", "healthcheck"] {
-        let (code, stdout, _) = run_keel(&[command, "--help"], &env(&[]));
-        assert_eq!(code, Some(0), "{command} --help");
+    let commands: [&[&str]; 7] = [
+        &["serve"],
+        &["migrate"],
+        &["openapi"],
+        &["seed"],
+        &["healthcheck"],
+        &["users"],
+        &["users", "create-admin"],
+    ];
+    for command in commands {
+        let args = [command, &["--help"]].concat();
+        let (code, stdout, _) = run_keel(&args, &env(&[]));
+        assert_eq!(code, Some(0), "{command:?} --help");
         assert!(
             stdout.contains("Usage: keel"),
-            "{command} --help printed: {stdout}"
+            "{command:?} --help printed: {stdout}"
         );
     }
 }
