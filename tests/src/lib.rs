@@ -159,6 +159,21 @@ impl TestApp {
             .await
             .expect("request reached the server")
     }
+
+    /// A body-less request with `Authorization: Bearer <token>`.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request reached the server")
+    }
 }
 
 impl Drop for TestApp {

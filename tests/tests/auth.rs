@@ -13,17 +13,13 @@ use keel_tests::{
     TestApp, TestKey, assert_problem, keel_bin, login, register_and_login, spawn_app,
     spawn_app_with, test_environment,
 };
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn get_me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url("/api/v1/users/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
+    app.send_as(Method::GET, "/api/v1/users/me", token).await
 }
 
 async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use keel_tests::{TestApp, admin_token, assert_problem, register_and_login, spawn_app};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 fn product(sku: &str, name: &str) -> Value {
@@ -61,21 +62,9 @@ async fn only_admins_manage_products() {
     let body: Value = created.json().await.expect("json");
     let path = format!("/api/v1/products/{}", body["id"].as_str().expect("id"));
 
-    let delete_as_member = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&member)
-        .send()
-        .await
-        .expect("request");
+    let delete_as_member = app.send_as(Method::DELETE, &path, &member).await;
     assert_problem(delete_as_member, 403).await;
-    let deleted = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("request");
+    let deleted = app.send_as(Method::DELETE, &path, &admin).await;
     assert_eq!(deleted.status(), 204);
     assert_problem(app.get(&path).await, 404).await;
 }

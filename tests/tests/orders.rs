@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use keel_tests::{TestApp, admin_token, assert_problem, register_and_login, spawn_app_with};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn user_token(app: &TestApp, email: &str) -> String {
@@ -187,71 +188,39 @@ async fn orders_are_private_cancellable_and_fulfillable() {
     assert_eq!(placed["status"], "placed");
     let path = format!("/api/v1/orders/{}", placed["id"].as_str().expect("id"));
 
-    let as_bob = app
-        .client
-        .get(app.url(&path))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .expect("request");
+    let as_bob = app.send_as(Method::GET, &path, &bob).await;
     assert_problem(as_bob, 404).await;
-    let as_admin = app
-        .client
-        .get(app.url(&path))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("request");
+    let as_admin = app.send_as(Method::GET, &path, &admin).await;
     assert_eq!(as_admin.status(), 200);
     let mine: Value = app
-        .client
-        .get(app.url("/api/v1/orders"))
-        .bearer_auth(&bob)
-        .send()
+        .send_as(Method::GET, "/api/v1/orders", &bob)
         .await
-        .expect("request")
         .json()
         .await
         .expect("json");
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(0));
 
     let fulfil_as_alice = app
-        .client
-        .post(app.url(&format!("{path}/fulfil")))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .expect("request");
+        .send_as(Method::POST, &format!("{path}/fulfil"), &alice)
+        .await;
     assert_problem(fulfil_as_alice, 403).await;
     let cancel_as_bob = app
-        .client
-        .post(app.url(&format!("{path}/cancel")))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .expect("request");
+        .send_as(Method::POST, &format!("{path}/cancel"), &bob)
+        .await;
     assert_problem(cancel_as_bob, 404).await;
 
     assert_eq!(stock(&app, &product).await, 6);
     let cancelled = app
-        .client
-        .post(app.url(&format!("{path}/cancel")))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .expect("request");
+        .send_as(Method::POST, &format!("{path}/cancel"), &alice)
+        .await;
     assert_eq!(
         cancelled.json::<Value>().await.expect("json")["status"],
         "cancelled"
     );
     assert_eq!(stock(&app, &product).await, 10, "cancelling restocks");
     let again = app
-        .client
-        .post(app.url(&format!("{path}/cancel")))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .expect("request");
+        .send_as(Method::POST, &format!("{path}/cancel"), &alice)
+        .await;
     assert_problem(again, 409).await;
 
     let second: Value = order(
@@ -268,13 +237,7 @@ async fn orders_are_private_cancellable_and_fulfillable() {
         "/api/v1/orders/{}/fulfil",
         second["id"].as_str().expect("id")
     );
-    let fulfilled = app
-        .client
-        .post(app.url(&second_path))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("request");
+    let fulfilled = app.send_as(Method::POST, &second_path, &admin).await;
     assert_eq!(
         fulfilled.json::<Value>().await.expect("json")["status"],
         "fulfilled"

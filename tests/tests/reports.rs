@@ -1,6 +1,7 @@
 //! The sales report adds up exactly what was sold, per UTC day, without cancelled orders.
 
 use keel_tests::{admin_token, assert_problem, register_and_login, spawn_app};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -62,12 +63,12 @@ async fn report_totals_match_the_orders_per_day() {
     let today = time::OffsetDateTime::now_utc().date();
     let from = today.previous_day().expect("a yesterday");
     let report: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/reports/sales?from={from}&to={today}")))
-        .bearer_auth(&admin)
-        .send()
+        .send_as(
+            Method::GET,
+            &format!("/api/v1/reports/sales?from={from}&to={today}"),
+            &admin,
+        )
         .await
-        .expect("request")
         .json()
         .await
         .expect("json");
@@ -93,19 +94,19 @@ async fn report_totals_match_the_orders_per_day() {
     assert_eq!(top, vec![("R-NUT".to_owned(), 5), ("R-BOLT".to_owned(), 3)]);
 
     let as_member = app
-        .client
-        .get(app.url(&format!("/api/v1/reports/sales?from={from}&to={today}")))
-        .bearer_auth(&buyer)
-        .send()
-        .await
-        .expect("request");
+        .send_as(
+            Method::GET,
+            &format!("/api/v1/reports/sales?from={from}&to={today}"),
+            &buyer,
+        )
+        .await;
     assert_problem(as_member, 403).await;
     let backwards = app
-        .client
-        .get(app.url(&format!("/api/v1/reports/sales?from={today}&to={from}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("request");
+        .send_as(
+            Method::GET,
+            &format!("/api/v1/reports/sales?from={today}&to={from}"),
+            &admin,
+        )
+        .await;
     assert_problem(backwards, 422).await;
 }
