@@ -9,6 +9,7 @@ pub mod features;
 pub mod health;
 pub mod json;
 pub mod middleware;
+pub mod openapi;
 pub mod pagination;
 pub mod server;
 pub mod telemetry;

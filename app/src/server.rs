@@ -97,7 +97,8 @@ pub fn openapi_json() -> anyhow::Result<String> {
     let settings = Settings::load_from(std::iter::empty())?;
     let db = sqlx::postgres::PgPoolOptions::new()
         .connect_lazy_with(sqlx::postgres::PgConnectOptions::new());
-    Ok(api_service(api(&AppState::new(settings, db)?)).spec())
+    let spec = api_service(api(&AppState::new(settings, db)?)).spec();
+    Ok(crate::openapi::document(&spec)?)
 }
 
 /// The whole route table wrapped in the middleware stack. Generic over the API so tests can
@@ -106,9 +107,18 @@ pub fn build_routes<T: OpenApi + 'static>(
     http: &HttpSettings,
     service: OpenApiService<T, ()>,
 ) -> impl Endpoint + use<T> {
-    let allowed_methods = Arc::new(allowed_methods(&service.spec()));
+    let spec = service.spec();
+    let document: Arc<str> = crate::openapi::document(&spec).unwrap_or(spec).into();
+    let allowed_methods = Arc::new(allowed_methods(&document));
     let routes = Route::new()
-        .at("/openapi.json", service.spec_endpoint())
+        .at(
+            "/openapi.json",
+            poem::get(poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(document.to_string())
+            })),
+        )
         .nest("/docs", service.swagger_ui())
         .nest("/", service);
 

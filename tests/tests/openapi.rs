@@ -44,6 +44,43 @@ async fn served_document_is_openapi_3_and_self_consistent() {
             );
         }
     }
+    // Links chain operations (create -> get/patch/delete, order -> get/cancel/fulfil), and
+    // every link names an operation that exists.
+    let operation_ids: BTreeSet<String> = paths
+        .values()
+        .flat_map(|ops| ops.as_object().into_iter().flat_map(|o| o.values()))
+        .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
+        .collect();
+    let mut links = 0;
+    for operations in paths.values() {
+        for operation in operations.as_object().expect("operations").values() {
+            for response in operation["responses"]
+                .as_object()
+                .expect("responses")
+                .values()
+            {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    let target = link["operationId"].as_str().expect("operationId");
+                    assert!(
+                        operation_ids.contains(target),
+                        "link to unknown operation {target}"
+                    );
+                    links += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        spec["paths"]["/api/v1/products"]["post"]["responses"]["201"]["links"]["UpdateProduct"]["parameters"]
+            ["If-Match"],
+        "$response.header.ETag"
+    );
+    assert_eq!(links, 6);
+
     // Every reference points at a schema that exists.
     let text = spec.to_string();
     for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

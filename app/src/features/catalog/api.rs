@@ -12,7 +12,7 @@ use super::{
     model::{NewProduct, Product, ProductPage, ProductPatch, check_fields},
     repo::{self, Update},
 };
-use crate::{auth::BearerAuth, error::ApiError, json::JsonBody, pagination};
+use crate::{auth::BearerAuth, error::ApiError, json::JsonBody, openapi::Link, pagination};
 
 #[derive(Tags)]
 enum CatalogTags {
@@ -62,6 +62,31 @@ enum Deleted {
     Done,
 }
 
+/// What a created product feeds into (OpenAPI links): read, update with its ETag, delete.
+pub const LINKS: &[Link] = &[
+    Link {
+        from: ("/api/v1/products", "post", "201"),
+        name: "GetProduct",
+        operation_id: "getProduct",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: ("/api/v1/products", "post", "201"),
+        name: "UpdateProduct",
+        operation_id: "updateProduct",
+        parameters: &[
+            ("id", "$response.body#/id"),
+            ("If-Match", "$response.header.ETag"),
+        ],
+    },
+    Link {
+        from: ("/api/v1/products", "post", "201"),
+        name: "DeleteProduct",
+        operation_id: "deleteProduct",
+        parameters: &[("id", "$response.body#/id")],
+    },
+];
+
 pub struct CatalogApi {
     pub db: PgPool,
 }
@@ -72,7 +97,7 @@ impl CatalogApi {
     ///
     /// `q` matches whole words and word prefixes of the sku, name and description
     /// (`steel bol` finds "Steel bolt M8"). Pages are stable while products are added.
-    #[oai(path = "/products", method = "get")]
+    #[oai(path = "/products", method = "get", operation_id = "listProducts")]
     async fn list(
         &self,
         /// Page size, 1–100.
@@ -97,7 +122,7 @@ impl CatalogApi {
     }
 
     /// Create a product (admin).
-    #[oai(path = "/products", method = "post")]
+    #[oai(path = "/products", method = "post", operation_id = "createProduct")]
     async fn create(
         &self,
         auth: BearerAuth,
@@ -111,7 +136,7 @@ impl CatalogApi {
     }
 
     /// One product, with an `ETag`; 304 when `If-None-Match` names the current one.
-    #[oai(path = "/products/:id", method = "get")]
+    #[oai(path = "/products/:id", method = "get", operation_id = "getProduct")]
     async fn get(
         &self,
         id: Path<Uuid>,
@@ -135,7 +160,11 @@ impl CatalogApi {
     ///
     /// Requires `If-Match` with the product's current `ETag` (or `*`): 428 without it, 412 when
     /// someone else changed the product since, so no update is ever lost.
-    #[oai(path = "/products/:id", method = "patch")]
+    #[oai(
+        path = "/products/:id",
+        method = "patch",
+        operation_id = "updateProduct"
+    )]
     async fn update(
         &self,
         auth: BearerAuth,
@@ -158,7 +187,11 @@ impl CatalogApi {
     }
 
     /// Delete a product (admin).
-    #[oai(path = "/products/:id", method = "delete")]
+    #[oai(
+        path = "/products/:id",
+        method = "delete",
+        operation_id = "deleteProduct"
+    )]
     async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Deleted, ApiError> {
         auth.require_admin()?;
         if repo::delete(&self.db, id.0).await? {

@@ -8,5 +8,5 @@ mod model;
 mod repo;
 mod seed;
 
-pub use api::CatalogApi;
+pub use api::{CatalogApi, LINKS};
 pub use seed::seed;

@@ -18,6 +18,7 @@ use crate::{
     auth::{BearerAuth, Role},
     error::{ApiError, FieldError},
     json::JsonBody,
+    openapi::Link,
     pagination,
 };
 
@@ -35,6 +36,28 @@ enum Placed {
     Created(Json<Order>, #[oai(header = "Location")] String),
 }
 
+/// What a placed order feeds into (OpenAPI links): read, cancel, fulfil.
+pub const LINKS: &[Link] = &[
+    Link {
+        from: ("/api/v1/orders", "post", "201"),
+        name: "GetOrder",
+        operation_id: "getOrder",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: ("/api/v1/orders", "post", "201"),
+        name: "CancelOrder",
+        operation_id: "cancelOrder",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        from: ("/api/v1/orders", "post", "201"),
+        name: "FulfilOrder",
+        operation_id: "fulfilOrder",
+        parameters: &[("id", "$response.body#/id")],
+    },
+];
+
 pub struct OrdersApi {
     pub db: PgPool,
 }
@@ -50,7 +73,7 @@ impl OrdersApi {
     ///
     /// 409 names the product that is short. With `Idempotency-Key`, a retry of the same request
     /// returns the first response and creates nothing; the same key with another body is 422.
-    #[oai(path = "/orders", method = "post")]
+    #[oai(path = "/orders", method = "post", operation_id = "placeOrder")]
     async fn place(
         &self,
         auth: BearerAuth,
@@ -103,7 +126,7 @@ impl OrdersApi {
     }
 
     /// The caller's orders, newest first.
-    #[oai(path = "/orders", method = "get")]
+    #[oai(path = "/orders", method = "get", operation_id = "listOrders")]
     async fn list(
         &self,
         auth: BearerAuth,
@@ -124,7 +147,7 @@ impl OrdersApi {
     }
 
     /// One order (its owner, or an admin; others get 404).
-    #[oai(path = "/orders/:id", method = "get")]
+    #[oai(path = "/orders/:id", method = "get", operation_id = "getOrder")]
     async fn get(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
         let order = repo::find(&self.db, id.0, viewer(&auth))
             .await?
@@ -133,7 +156,11 @@ impl OrdersApi {
     }
 
     /// Cancel a placed order and put its stock back (owner or admin).
-    #[oai(path = "/orders/:id/cancel", method = "post")]
+    #[oai(
+        path = "/orders/:id/cancel",
+        method = "post",
+        operation_id = "cancelOrder"
+    )]
     async fn cancel(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
         let order = repo::transition(&self.db, id.0, viewer(&auth), OrderStatus::Cancelled)
             .await?
@@ -142,7 +169,11 @@ impl OrdersApi {
     }
 
     /// Mark a placed order fulfilled (admin).
-    #[oai(path = "/orders/:id/fulfil", method = "post")]
+    #[oai(
+        path = "/orders/:id/fulfil",
+        method = "post",
+        operation_id = "fulfilOrder"
+    )]
     async fn fulfil(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
         auth.require_admin()?;
         let order = repo::transition(&self.db, id.0, None, OrderStatus::Fulfilled)

@@ -6,4 +6,4 @@ mod api;
 mod model;
 mod repo;
 
-pub use api::OrdersApi;
+pub use api::{LINKS, OrdersApi};
