@@ -20,7 +20,7 @@ export KEEL_BIN := $(KEEL)
 TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut -c1-16)
 
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
-	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check
+	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check infra-check
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,18 +31,19 @@ run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo catalog loade
 seed: build ## Load the demo catalog into APP__DATABASE__URL (default: the make db-up database)
 	$(KEEL) seed
 
-test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing
+test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, infrastructure
 	$(MAKE) build
 	$(MAKE) unit-test
 	$(MAKE) integration-test
 	$(MAKE) spec-check
 	$(MAKE) sqlx-check
 	$(MAKE) contract-test
+	$(MAKE) infra-check
 
 lint: ## cargo fmt --check, clippy -D warnings, shellcheck
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	shellcheck scripts/*.sh docker/postgres/*.sh .ci/run
+	shellcheck scripts/*.sh docker/postgres/*.sh infra/check.sh .ci/run
 
 fmt: ## Format the Rust code
 	cargo fmt --all
@@ -63,6 +64,9 @@ spec-check: tools ## Validate openapi.json against the OpenAPI 3 schema (drift i
 
 contract-test: tools build ## schemathesis against a live server: all checks, fixed seed, bounded examples
 	scripts/with-postgres.sh scripts/contract-test.sh $(KEEL) $(VENV)/bin/schemathesis
+
+infra-check: tools ## Terraform fmt, validate and test (mocked AWS provider, offline) for infra/, and checkov
+	CHECKOV=$(VENV)/bin/checkov infra/check.sh
 
 sqlx-check: build ## Fail when .sqlx/ (offline query data) no longer matches the queries and schema
 	scripts/with-postgres.sh scripts/sqlx-prepare.sh --check

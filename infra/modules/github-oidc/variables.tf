@@ -1,0 +1,102 @@
+variable "name" {
+  description = "Name prefix for the roles, e.g. \"keel-production\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{1,40}$", var.name))
+    error_message = "name must be letters, digits and hyphens."
+  }
+}
+
+variable "github_repository" {
+  description = "GitHub repository allowed to assume the roles, as \"owner/name\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$", var.github_repository))
+    error_message = "github_repository must be \"owner/name\" without wildcards."
+  }
+}
+
+variable "deploy_environments" {
+  description = "GitHub environments whose jobs may assume the deploy role (sub = repo:OWNER/NAME:environment:ENV)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.deploy_environments : can(regex("^[A-Za-z0-9._-]+$", e))])
+    error_message = "Environment names may not contain wildcards or separators."
+  }
+}
+
+variable "deploy_branches" {
+  description = "Branches whose jobs (without a GitHub environment) may assume the deploy role (sub = repo:OWNER/NAME:ref:refs/heads/BRANCH)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.deploy_branches : can(regex("^[A-Za-z0-9._/-]+$", b))])
+    error_message = "Branch names may not contain wildcards."
+  }
+}
+
+variable "create_oidc_provider" {
+  description = "Create the account's GitHub OIDC provider. Set false and pass oidc_provider_arn when another root already created it."
+  type        = bool
+  default     = true
+}
+
+variable "oidc_provider_arn" {
+  description = "Existing GitHub OIDC provider ARN (used when create_oidc_provider is false)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.oidc_provider_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\\.actions\\.githubusercontent\\.com$", var.oidc_provider_arn))
+    error_message = "oidc_provider_arn must be the token.actions.githubusercontent.com OIDC provider ARN."
+  }
+}
+
+variable "ecr_repository_arn" {
+  description = "ECR repository the deploy role may push to."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:ecr:", var.ecr_repository_arn))
+    error_message = "ecr_repository_arn must be an ECR repository ARN."
+  }
+}
+
+variable "ecr_kms_key_arn" {
+  description = "KMS key encrypting the ECR repository (the deploy role needs it to push). Null when AWS-managed."
+  type        = string
+  default     = null
+}
+
+variable "eks_cluster_arn" {
+  description = "EKS cluster the deploy role may describe (Kubernetes permissions come from an EKS access entry)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:eks:", var.eks_cluster_arn))
+    error_message = "eks_cluster_arn must be an EKS cluster ARN."
+  }
+}
+
+variable "state_bucket_arn" {
+  description = "Terraform state bucket ARN the plan role may read (and lock). Null grants no state access."
+  type        = string
+  default     = null
+}
+
+variable "state_key_prefix" {
+  description = "Key prefix of this environment's state objects in the state bucket."
+  type        = string
+  default     = ""
+}
+
+variable "tags" {
+  description = "Tags applied to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,161 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  production   = var.environment == "production"
+  kms_key_arn  = coalesce(var.kms_key_arn, try(aws_kms_key.this[0].arn, null))
+  major_family = "postgres${split(".", var.engine_version)[0]}"
+}
+
+data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_109:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
+  #checkov:skip=CKV_AWS_111:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
+  #checkov:skip=CKV_AWS_356:In a key policy "*" means this key only
+  statement {
+    sid       = "AccountAdmin"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  count = var.kms_key_arn == null ? 1 : 0
+
+  description             = "RDS ${var.name} storage, Performance Insights and master secret"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+  tags                    = var.tags
+}
+
+resource "aws_db_subnet_group" "this" {
+  name        = var.name
+  description = "Private subnets for ${var.name}"
+  subnet_ids  = var.subnet_ids
+  tags        = var.tags
+}
+
+resource "aws_security_group" "this" {
+  name        = "${var.name}-db"
+  description = "PostgreSQL ${var.name}: ingress only from allowed security groups"
+  vpc_id      = var.vpc_id
+  tags        = merge(var.tags, { Name = "${var.name}-db" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "postgres" {
+  # count, not for_each: the ids are usually unknown until apply (e.g. the EKS cluster security group).
+  count = length(var.allowed_security_group_ids)
+
+  security_group_id            = aws_security_group.this.id
+  description                  = "PostgreSQL from an allowed security group"
+  referenced_security_group_id = var.allowed_security_group_ids[count.index]
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  tags                         = var.tags
+}
+
+resource "aws_db_parameter_group" "this" {
+  name        = var.name
+  family      = local.major_family
+  description = "Keel ${var.name} PostgreSQL parameters"
+
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "500"
+  }
+
+  parameter {
+    name  = "log_connections"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_disconnections"
+    value = "1"
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_iam_role" "monitoring" {
+  name = "${var.name}-rds-monitoring"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "monitoring.rds.amazonaws.com" }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "monitoring" {
+  role       = aws_iam_role.monitoring.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}
+
+resource "aws_db_instance" "this" {
+  #checkov:skip=CKV_AWS_161:IAM database authentication is not used; the service authenticates with the Secrets Manager managed credential over enforced TLS
+  #checkov:skip=CKV2_AWS_30:Query logging is configured via log_min_duration_statement in the attached parameter group
+  identifier     = var.name
+  engine         = "postgres"
+  engine_version = var.engine_version
+  instance_class = var.instance_class
+  db_name        = var.database_name
+  port           = 5432
+
+  username                      = var.master_username
+  manage_master_user_password   = true
+  master_user_secret_kms_key_id = local.kms_key_arn
+
+  allocated_storage     = var.allocated_storage
+  max_allocated_storage = var.max_allocated_storage
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = local.kms_key_arn
+
+  db_subnet_group_name   = aws_db_subnet_group.this.name
+  vpc_security_group_ids = [aws_security_group.this.id]
+  parameter_group_name   = aws_db_parameter_group.this.name
+  publicly_accessible    = false
+  multi_az               = local.production
+
+  backup_retention_period   = var.backup_retention_days
+  backup_window             = "02:00-03:00"
+  maintenance_window        = "sun:03:30-sun:04:30"
+  copy_tags_to_snapshot     = true
+  delete_automated_backups  = !local.production
+  deletion_protection       = local.production
+  skip_final_snapshot       = !local.production
+  final_snapshot_identifier = local.production ? "${var.name}-final" : null
+
+  auto_minor_version_upgrade  = true
+  allow_major_version_upgrade = false
+  apply_immediately           = !local.production
+
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = local.kms_key_arn
+  performance_insights_retention_period = 7
+  monitoring_interval                   = 60
+  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+
+  enabled_cloudwatch_logs_exports = ["postgresql", "upgrade"]
+
+  tags = var.tags
+}

@@ -1,0 +1,43 @@
+output "endpoint" {
+  description = "Database host name."
+  value       = aws_db_instance.this.address
+}
+
+output "port" {
+  description = "Database port."
+  value       = aws_db_instance.this.port
+}
+
+output "database_name" {
+  description = "Initial database name."
+  value       = aws_db_instance.this.db_name
+}
+
+output "master_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the RDS-managed master credentials."
+  value       = aws_db_instance.this.master_user_secret[0].secret_arn
+}
+
+output "security_group_id" {
+  description = "Security group attached to the database."
+  value       = aws_security_group.this.id
+}
+
+output "kms_key_arn" {
+  description = "KMS key protecting storage and the master secret."
+  value       = local.kms_key_arn
+}
+
+output "security_posture" {
+  description = "Security-relevant settings of the instance (for tests and reviews)."
+  value = {
+    publicly_accessible         = aws_db_instance.this.publicly_accessible
+    storage_encrypted           = aws_db_instance.this.storage_encrypted
+    kms_key_id                  = aws_db_instance.this.kms_key_id
+    manage_master_user_password = aws_db_instance.this.manage_master_user_password
+    deletion_protection         = aws_db_instance.this.deletion_protection
+    multi_az                    = aws_db_instance.this.multi_az
+    backup_retention_period     = aws_db_instance.this.backup_retention_period
+    force_ssl                   = one([for p in aws_db_parameter_group.this.parameter : p.value if p.name == "rds.force_ssl"])
+  }
+}

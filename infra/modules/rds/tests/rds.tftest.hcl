@@ -1,0 +1,132 @@
+mock_provider "aws" {
+  override_during = plan
+
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/keel-rds-monitoring" }
+  }
+  mock_resource "aws_db_instance" {
+    defaults = {
+      arn = "arn:aws:rds:eu-west-1:123456789012:db:keel"
+      master_user_secret = [{
+        secret_arn    = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-abc-123456"
+        kms_key_id    = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+        secret_status = "active"
+      }]
+    }
+  }
+}
+
+variables {
+  name                       = "keel-staging"
+  environment                = "staging"
+  vpc_id                     = "vpc-0123456789abcdef0"
+  subnet_ids                 = ["subnet-a", "subnet-b", "subnet-c"]
+  allowed_security_group_ids = ["sg-0123456789abcdef0"]
+  tags                       = { project = "keel" }
+}
+
+run "staging_security" {
+  command = plan
+
+  assert {
+    condition     = aws_db_instance.this.engine == "postgres" && startswith(aws_db_instance.this.engine_version, "17")
+    error_message = "Database must be PostgreSQL 17."
+  }
+  assert {
+    condition     = !aws_db_instance.this.publicly_accessible
+    error_message = "Database must not be publicly accessible."
+  }
+  assert {
+    condition     = aws_db_instance.this.storage_encrypted && aws_db_instance.this.kms_key_id == "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    error_message = "Storage must be encrypted with the customer-managed KMS key."
+  }
+  assert {
+    condition     = aws_db_instance.this.manage_master_user_password
+    error_message = "Master password must be managed in Secrets Manager."
+  }
+  assert {
+    condition     = aws_db_instance.this.password == null
+    error_message = "No plaintext master password may be set."
+  }
+  assert {
+    condition     = anytrue([for p in aws_db_parameter_group.this.parameter : p.name == "rds.force_ssl" && p.value == "1"])
+    error_message = "rds.force_ssl must be 1."
+  }
+  assert {
+    condition     = aws_db_instance.this.backup_retention_period >= 7
+    error_message = "Automated backups (PITR) must be retained at least 7 days."
+  }
+  assert {
+    condition     = aws_db_instance.this.performance_insights_enabled
+    error_message = "Performance Insights must be enabled."
+  }
+  assert {
+    condition     = contains(aws_db_instance.this.enabled_cloudwatch_logs_exports, "postgresql")
+    error_message = "PostgreSQL logs must be exported."
+  }
+  assert {
+    condition     = !aws_db_instance.this.multi_az && !aws_db_instance.this.deletion_protection
+    error_message = "Staging is single-AZ without deletion protection."
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.postgres) == 1 && aws_vpc_security_group_ingress_rule.postgres[0].referenced_security_group_id == "sg-0123456789abcdef0" && aws_vpc_security_group_ingress_rule.postgres[0].cidr_ipv4 == null
+    error_message = "Ingress only from referenced security groups, never CIDRs."
+  }
+  assert {
+    condition     = aws_db_instance.this.tags["project"] == "keel"
+    error_message = "Tags must be applied."
+  }
+}
+
+run "production_hardening" {
+  command = plan
+
+  variables {
+    name        = "keel-production"
+    environment = "production"
+  }
+
+  assert {
+    condition     = aws_db_instance.this.deletion_protection
+    error_message = "Production must have deletion protection."
+  }
+  assert {
+    condition     = aws_db_instance.this.multi_az
+    error_message = "Production must be multi-AZ."
+  }
+  assert {
+    condition     = !aws_db_instance.this.skip_final_snapshot
+    error_message = "Production must take a final snapshot."
+  }
+}
+
+run "secret_output" {
+  command = plan
+
+  assert {
+    condition     = startswith(output.master_secret_arn, "arn:aws:secretsmanager:")
+    error_message = "The master secret ARN must be exported."
+  }
+}
+
+run "rejects_other_engine_version" {
+  command = plan
+
+  variables {
+    engine_version = "16.4"
+  }
+
+  expect_failures = [var.engine_version]
+}
