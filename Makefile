@@ -77,7 +77,7 @@ sqlx-prepare: build ## Regenerate .sqlx/ after changing a query or a migration
 openapi: build ## Rewrite the committed openapi.json from the code
 	$(KEEL) openapi > openapi.json
 
-db-up: ## Start a long-lived development PostgreSQL on 127.0.0.1:$(PG_PORT) (matches default.toml)
+db-up: ## Start a long-lived development PostgreSQL on 127.0.0.1:5432 (PG_PORT; matches default.toml)
 	image="$$(scripts/pg-image.sh)"; \
 	docker run -d --name keel-dev-postgres -p 127.0.0.1:$(PG_PORT):5432 \
 	  -e POSTGRES_USER=keel -e POSTGRES_PASSWORD=keel -e POSTGRES_DB=keel "$$image" >/dev/null
@@ -89,7 +89,7 @@ db-down: ## Remove the development PostgreSQL and its data
 pg-image: ## Print the PostgreSQL image tests use, building it from Debian packages when none can be pulled
 	@scripts/pg-image.sh
 
-tools: $(TOOLS_STAMP) ## Install the pinned Python tools (tools/requirements.txt) into $(VENV)
+tools: $(TOOLS_STAMP) ## Install the pinned Python tools (tools/requirements.txt) into VENV (default .venv)
 
 $(TOOLS_STAMP): tools/requirements.txt
 	python3 -m venv $(VENV)
