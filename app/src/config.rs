@@ -1,8 +1,9 @@
 //! One typed settings tree, loaded from layered sources and validated in one place.
 //!
 //! Layers, later wins:
-//! 1. `app/config/default.toml`, embedded in the binary so `keel` runs from any directory;
-//! 2. `{APP_CONFIG_DIR}/{APP_ENV}.toml` when that file exists;
+//! 1. `app/config/default.toml`, then `app/config/{APP_ENV}.toml`, both embedded in the binary so
+//!    `keel` behaves the same from any directory and in an image that ships no config files;
+//! 2. `{APP_CONFIG_DIR}/{APP_ENV}.toml` when that file exists (an operator's override);
 //! 3. environment variables `APP__SECTION__KEY`.
 //!
 //! Every error names the offending key both as a config path and as the environment variable
@@ -33,6 +34,17 @@ pub enum Environment {
 }
 
 impl Environment {
+    /// This environment's embedded defaults (`app/config/{name}.toml`), applied over
+    /// `default.toml`. Embedded rather than read from disk: production must not silently fall
+    /// back to developer defaults because a working directory or an image lacks the file.
+    fn embedded_defaults(self) -> &'static str {
+        match self {
+            Self::Local => include_str!("../config/local.toml"),
+            Self::Test => include_str!("../config/test.toml"),
+            Self::Production => include_str!("../config/production.toml"),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
@@ -249,7 +261,11 @@ impl Settings {
         let env_file = config_dir.join(format!("{}.toml", environment.as_str()));
         let env_file = env_file.is_file().then_some(env_file);
 
-        let layered = builder(Some(DEFAULTS), env_file.as_ref(), &vars)?;
+        let layered = builder(
+            &[DEFAULTS, environment.embedded_defaults()],
+            env_file.as_ref(),
+            &vars,
+        )?;
         let raw: RawSettings = layered.try_deserialize().map_err(map_config_error)?;
         let settings = Self {
             environment,
@@ -264,7 +280,7 @@ impl Settings {
         if environment == Environment::Production {
             // The embedded default points at a developer database; production must say where its
             // database is rather than silently falling back to it.
-            let explicit = builder(None, env_file.as_ref(), &vars)?;
+            let explicit = builder(&[environment.embedded_defaults()], env_file.as_ref(), &vars)?;
             if explicit.get_string("database.url").is_err() {
                 return Err(ConfigError::invalid(
                     "database.url",
@@ -418,13 +434,13 @@ impl Settings {
 }
 
 fn builder(
-    defaults: Option<&str>,
+    embedded: &[&str],
     env_file: Option<&PathBuf>,
     vars: &HashMap<String, String>,
 ) -> Result<Config, ConfigError> {
     let mut builder = Config::builder();
-    if let Some(defaults) = defaults {
-        builder = builder.add_source(File::from_str(defaults, FileFormat::Toml));
+    for layer in embedded {
+        builder = builder.add_source(File::from_str(layer, FileFormat::Toml));
     }
     if let Some(path) = env_file {
         builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
@@ -641,6 +657,44 @@ mod tests {
         ])
         .expect("explicit URL and key are accepted");
         assert_eq!(settings.environment, Environment::Production);
+    }
+
+    #[test]
+    fn production_defaults_are_embedded_not_read_from_disk() {
+        // `load` points APP_CONFIG_DIR at a missing directory, as in an image with no files.
+        let settings = load(&[
+            ("APP_ENV", "production"),
+            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+        ])
+        .expect("production settings load without any config file");
+        assert_eq!(settings.server.host, "0.0.0.0");
+        assert_eq!(settings.telemetry.log_format, LogFormat::Json);
+        assert!(!settings.database.migrate_on_start);
+        assert_eq!(settings.database.max_connections, 20);
+    }
+
+    #[test]
+    fn a_config_dir_file_overrides_the_embedded_environment_defaults() {
+        let dir = std::env::temp_dir().join(format!("keel-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("production.toml"), "[server]\nport = 9443\n").expect("write");
+        let settings = Settings::load_from(
+            [
+                ("APP_CONFIG_DIR", dir.to_str().expect("utf-8 temp path")),
+                ("APP_ENV", "production"),
+                ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+                ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        std::fs::remove_dir_all(&dir).ok();
+        let settings = settings.expect("loads");
+        assert_eq!(settings.server.port, 9443);
+        assert_eq!(
+            settings.server.host, "0.0.0.0",
+            "embedded production layer still applies"
+        );
     }
 
     #[test]

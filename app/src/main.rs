@@ -15,8 +15,8 @@ use keel::{
 
 /// Keel: an OpenAPI-first HTTP service on PostgreSQL.
 ///
-/// Configuration comes from app/config/default.toml (built in), then
-/// $APP_CONFIG_DIR/$APP_ENV.toml, then APP__SECTION__KEY environment variables.
+/// Configuration comes from app/config/default.toml and app/config/$APP_ENV.toml (both built
+/// in), then $APP_CONFIG_DIR/$APP_ENV.toml, then APP__SECTION__KEY environment variables.
 #[derive(Debug, Parser)]
 #[command(name = "keel", version, propagate_version = true)]
 struct Cli {
@@ -44,6 +44,10 @@ enum Command {
         /// How long to wait for the answer.
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: Duration,
+        /// Check this URL instead of the local server's /health/ready, e.g. through a
+        /// Kubernetes Service from a `helm test` pod (no configuration is loaded then).
+        #[arg(long, value_parser = parse_http_url)]
+        url: Option<url::Url>,
     },
 }
 
@@ -178,13 +182,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("{email}: {message}");
             Ok(())
         }
-        Command::Healthcheck { timeout } => {
-            let settings = load_settings()?;
-            let host = match settings.server.host.as_str() {
-                "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-                host => host,
+        Command::Healthcheck { timeout, url } => {
+            let url = match url {
+                Some(url) => url.to_string(),
+                None => {
+                    let settings = load_settings()?;
+                    let host = match settings.server.host.as_str() {
+                        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+                        host => host,
+                    };
+                    format!("http://{host}:{}/health/ready", settings.server.port)
+                }
             };
-            let url = format!("http://{host}:{}/health/ready", settings.server.port);
             let client = reqwest::Client::builder().timeout(timeout).build()?;
             let response = client
                 .get(&url)
@@ -198,6 +207,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn parse_http_url(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value).map_err(|err| format!("{value:?} is not a URL ({err})"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!("{value:?}: expected http or https, got {other}")),
     }
 }
 

@@ -121,3 +121,34 @@ async fn cors_allows_only_listed_origins() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
     assert!(other.status().is_client_error());
 }
+
+/// `keel healthcheck --url` is what the chart's `helm test` pod runs against the Service: it must
+/// load no configuration (the test pod has no database URL or signing key) and follow readiness.
+#[tokio::test]
+async fn healthcheck_url_follows_a_remote_servers_readiness_without_config() {
+    let check = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            // Production settings without a database URL would fail to load: none are loaded.
+            let environment = [("APP_ENV".to_owned(), "production".to_owned())];
+            run_keel(&["healthcheck", "--url", &url], &environment)
+        })
+    };
+
+    let ready = spawn_app().await;
+    let (code, _, stderr) = check(ready.url("/health/ready")).await.expect("join");
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let unready = spawn_app_with(&[("APP__DATABASE__MIGRATE_ON_START", "false")]).await;
+    let (code, _, stderr) = check(unready.url("/health/ready")).await.expect("join");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.trim().lines().count() == 1 && stderr.contains("503"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = check("ftp://example.invalid/".to_owned())
+        .await
+        .expect("join");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--url"), "{stderr}");
+}
