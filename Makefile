@@ -10,6 +10,10 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/keel/target
 export CARGO_TARGET_DIR
 # The Python tools' venv (git-ignored when inside the repo).
 VENV ?= .venv
+# Where `make image` tags the production image.
+IMAGE ?= keel:local
+# Binaries that no package manager here installs (helm), kept outside the clone like the target dir.
+TOOLS_BIN ?= $(HOME)/.cache/keel/tools/bin
 # Port of the long-lived development database of `make db-up`.
 PG_PORT ?= 5432
 KEEL := $(CARGO_TARGET_DIR)/debug/keel
@@ -20,7 +24,8 @@ export KEEL_BIN := $(KEEL)
 TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut -c1-16)
 
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
-	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check infra-check
+	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check infra-check \
+	image image-test dockerfile-lint helm-check helm-golden
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,19 +36,25 @@ run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo catalog loade
 seed: build ## Load the demo catalog into APP__DATABASE__URL (default: the make db-up database)
 	$(KEEL) seed
 
-test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, infrastructure
+test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, image, chart, infrastructure
 	$(MAKE) build
 	$(MAKE) unit-test
 	$(MAKE) integration-test
 	$(MAKE) spec-check
 	$(MAKE) sqlx-check
 	$(MAKE) contract-test
+	$(MAKE) image-test
 	$(MAKE) infra-check
 
-lint: ## cargo fmt --check, clippy -D warnings, shellcheck
+lint: ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint + checkov on the Dockerfile
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	shellcheck scripts/*.sh docker/postgres/*.sh infra/check.sh .ci/run
+	shellcheck -x scripts/*.sh scripts/lib/*.sh docker/postgres/*.sh infra/check.sh .ci/run
+	$(MAKE) dockerfile-lint
+
+dockerfile-lint: tools ## hadolint and checkov (dockerfile) on the production Dockerfile
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/checkov --framework dockerfile --file Dockerfile --skip-download --quiet --compact
 
 fmt: ## Format the Rust code
 	cargo fmt --all
@@ -73,6 +84,20 @@ sqlx-check: build ## Fail when .sqlx/ (offline query data) no longer matches the
 
 sqlx-prepare: build ## Regenerate .sqlx/ after changing a query or a migration
 	scripts/with-postgres.sh scripts/sqlx-prepare.sh
+
+image: ## Build the production image, tagged IMAGE (default keel:local); works where no registry can be pulled
+	scripts/image.sh
+
+image-test: image ## Run IMAGE with PostgreSQL as hardened containers: migrate, register, log in, order, docker stop exits 0
+	scripts/image-smoke.sh $(IMAGE) "$$(scripts/pg-image.sh)"
+
+helm-check: tools ## helm lint, golden renders, kubernetes-validate (1.30, 1.33), CRD structure, checkov on the chart
+	PATH="$(TOOLS_BIN):$$PATH" KUBERNETES_VALIDATE=$(VENV)/bin/kubernetes-validate \
+	  CHECKOV=$(VENV)/bin/checkov TOOLS_BIN=$(TOOLS_BIN) helm/check.sh
+
+helm-golden: tools ## Rewrite the chart's golden renders (helm/golden/) after a chart change; review the diff
+	PATH="$(TOOLS_BIN):$$PATH" KUBERNETES_VALIDATE=$(VENV)/bin/kubernetes-validate \
+	  CHECKOV=$(VENV)/bin/checkov TOOLS_BIN=$(TOOLS_BIN) helm/check.sh --update
 
 openapi: build ## Rewrite the committed openapi.json from the code
 	$(KEEL) openapi > openapi.json

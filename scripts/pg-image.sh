@@ -56,6 +56,8 @@ log "$WANT is not present and cannot be pulled; building $LOCAL from Debian pack
 docker info >/dev/null 2>&1 || die "docker daemon not reachable"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/debian.sh
+. "$ROOT/scripts/lib/debian.sh"
 RECIPE="$ROOT/docker/postgres"
 if [ ! -f "$RECIPE/Dockerfile" ] || [ ! -f "$RECIPE/docker-entrypoint.sh" ]; then
 	die "missing $RECIPE/Dockerfile or docker-entrypoint.sh"
@@ -73,65 +75,7 @@ if command -v flock >/dev/null 2>&1; then
 	fi
 fi
 
-if ! command -v mmdebstrap >/dev/null 2>&1; then
-	[ "$(id -u)" = "0" ] || die "mmdebstrap is missing; install it (apt-get install -y mmdebstrap)"
-	log "installing mmdebstrap"
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y -q mmdebstrap >&2; then
-		if ! { apt-get update -q >&2 && apt-get install -y -q mmdebstrap >&2; }; then
-			die "could not install mmdebstrap"
-		fi
-	fi
-fi
-
-# Print "URI SUITE" of the host's main Debian apt source (not -security or
-# -updates): deb822 *.sources first, then classic one-line *.list files.
-host_apt_source() {
-	local f
-	local -a files=()
-	[ -f /etc/apt/sources.list.d/debian.sources ] && files+=(/etc/apt/sources.list.d/debian.sources)
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/debian.sources ] && files+=("$f")
-	done
-	if [ "${#files[@]}" -gt 0 ]; then
-		awk '
-			function flush() {
-				if (!found && types ~ /(^| )deb( |$)/ && enabled != "no" && uris != "") {
-					n = split(suites, s, " ")
-					for (i = 1; i <= n; i++) if (s[i] !~ /[-\/]/) {
-						split(uris, u, " "); print u[1], s[i]; found = 1; break
-					}
-				}
-				types = uris = suites = enabled = ""
-			}
-			FNR == 1 && NR > 1 { flush() }
-			/^[ \t]*#/ { next }
-			/^[ \t]*$/ { flush(); next }
-			{
-				line = $0; key = tolower(line); sub(/:.*/, "", key)
-				val = line; sub(/^[^:]*:[ \t]*/, "", val)
-				if (key == "types") types = val
-				else if (key == "uris") uris = val
-				else if (key == "suites") suites = val
-				else if (key == "enabled") enabled = tolower(val)
-			}
-			END { flush() }
-		' "${files[@]}" 2>/dev/null | head -n 1 | grep . && return 0
-	fi
-	files=()
-	[ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
-	for f in /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] && files+=("$f")
-	done
-	[ "${#files[@]}" -gt 0 ] || return 1
-	awk '
-		$1 == "deb" {
-			i = 2
-			if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-			if ($(i + 1) !~ /[-\/]/) { print $i, $(i + 1); exit }
-		}
-	' "${files[@]}" | grep .
-}
+ensure_mmdebstrap
 
 pg_major_for_suite() {
 	case "$1" in
@@ -142,10 +86,7 @@ pg_major_for_suite() {
 	esac
 }
 
-read -r MIRROR HOST_SUITE < <(host_apt_source || :) || :
-if [ -z "${MIRROR:-}" ] || [ -z "${HOST_SUITE:-}" ]; then
-	die "could not read a Debian mirror URI from /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"
-fi
+read_host_apt_source
 
 CANDIDATES=("trixie 17")
 if [ "$HOST_SUITE" != "trixie" ] && HOST_MAJOR="$(pg_major_for_suite "$HOST_SUITE")"; then
