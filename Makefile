@@ -44,12 +44,13 @@ test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx dat
 	$(MAKE) sqlx-check
 	$(MAKE) contract-test
 	$(MAKE) image-test
+	$(MAKE) helm-check
 	$(MAKE) infra-check
 
 lint: ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint + checkov on the Dockerfile
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	shellcheck -x scripts/*.sh scripts/lib/*.sh docker/postgres/*.sh infra/check.sh .ci/run
+	shellcheck -x scripts/*.sh scripts/lib/*.sh docker/postgres/*.sh infra/check.sh helm/check.sh .ci/run
 	$(MAKE) dockerfile-lint
 
 dockerfile-lint: tools ## hadolint and checkov (dockerfile) on the production Dockerfile

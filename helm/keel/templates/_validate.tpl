@@ -1,0 +1,94 @@
+{{/*
+Value combinations the schema cannot express. Each stops the render with one line naming the
+value to fix, so a bad release fails at `helm install`/`helm template`, not at pod start.
+*/}}
+{{- define "keel.validate" -}}
+{{- $v := .Values }}
+
+{{- if and (not $v.existingSecret) (not $v.externalSecret.enabled) }}
+{{- fail "existingSecret: name the Secret holding APP__DATABASE__URL and APP__AUTH__SIGNING_KEY, or set externalSecret.enabled=true (production refuses to start without them)" }}
+{{- end }}
+{{- if and $v.existingSecret $v.externalSecret.enabled }}
+{{- fail "existingSecret and externalSecret.enabled are exclusive: the ExternalSecret creates the Secret the pods use" }}
+{{- end }}
+{{- if $v.externalSecret.enabled }}
+{{- if not $v.externalSecret.secretStoreRef.name }}
+{{- fail "externalSecret.secretStoreRef.name: name the (Cluster)SecretStore that reads AWS Secrets Manager" }}
+{{- end }}
+{{- if not $v.externalSecret.database.remoteKey }}
+{{- fail "externalSecret.database.remoteKey: set the ARN or name of the RDS-managed master secret (terraform output db_secret_arn)" }}
+{{- end }}
+{{- if not $v.externalSecret.database.host }}
+{{- fail "externalSecret.database.host: set the PostgreSQL host (terraform output db_endpoint)" }}
+{{- end }}
+{{- if not $v.externalSecret.signingKey.remoteKey }}
+{{- fail "externalSecret.signingKey.remoteKey: set the Secrets Manager secret holding the token signing key" }}
+{{- end }}
+{{- end }}
+
+{{- range $key, $_ := $v.config }}
+{{- if has $key (list "APP__DATABASE__URL" "APP__AUTH__SIGNING_KEY") }}
+{{- fail (printf "config.%s: secrets do not belong in config (a ConfigMap); put them in existingSecret or the ExternalSecret" $key) }}
+{{- end }}
+{{- if has $key (list "APP_ENV" "APP__SERVER__HOST" "APP__SERVER__PORT" "OTEL_RESOURCE_ATTRIBUTES") }}
+{{- fail (printf "config.%s: set by the chart (the probes, Service and telemetry depend on it); remove it from config" $key) }}
+{{- end }}
+{{- if eq $key "APP__TELEMETRY__OTLP_ENDPOINT" }}
+{{- fail "config.APP__TELEMETRY__OTLP_ENDPOINT: use otel.endpoint, which also opens the NetworkPolicy egress to the collector" }}
+{{- end }}
+{{- end }}
+
+{{- if eq $v.image.tag "latest" }}
+{{- fail "image.tag: \"latest\" is mutable and, with pullPolicy IfNotPresent, never re-pulled; use a version or leave it empty for the appVersion" }}
+{{- end }}
+
+{{- $shutdown := include "keel.shutdownTimeoutSeconds" . }}
+{{- if $shutdown }}
+{{- if le (int $v.terminationGracePeriodSeconds) (add (int $v.preStopSleepSeconds) (atoi $shutdown)) }}
+{{- fail (printf "terminationGracePeriodSeconds: %d must exceed preStopSleepSeconds (%d) plus the app's shutdown timeout (%ss), or in-flight requests are cut off" (int $v.terminationGracePeriodSeconds) (int $v.preStopSleepSeconds) $shutdown) }}
+{{- end }}
+{{- end }}
+
+{{- if $v.autoscaling.enabled }}
+{{- if gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and (not $v.autoscaling.targetCPUUtilizationPercentage) (not $v.autoscaling.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling: set targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage (or both)" }}
+{{- end }}
+{{- $requests := default dict $v.resources.requests }}
+{{- if and $v.autoscaling.targetCPUUtilizationPercentage (not $requests.cpu) }}
+{{- fail "resources.requests.cpu: required by autoscaling.targetCPUUtilizationPercentage (utilization is relative to the request)" }}
+{{- end }}
+{{- if and $v.autoscaling.targetMemoryUtilizationPercentage (not $requests.memory) }}
+{{- fail "resources.requests.memory: required by autoscaling.targetMemoryUtilizationPercentage (utilization is relative to the request)" }}
+{{- end }}
+{{- end }}
+
+{{- if $v.podDisruptionBudget.enabled }}
+{{- $replicas := ternary $v.autoscaling.minReplicas $v.replicaCount $v.autoscaling.enabled | int }}
+{{- if lt $replicas 2 }}
+{{- fail (printf "podDisruptionBudget.enabled: needs at least 2 replicas (%s is %d); a budget over one pod either blocks node drains or protects nothing" (ternary "autoscaling.minReplicas" "replicaCount" $v.autoscaling.enabled) $replicas) }}
+{{- end }}
+{{- if ge (int $v.podDisruptionBudget.maxUnavailable) $replicas }}
+{{- fail (printf "podDisruptionBudget.maxUnavailable (%d) must be below the replica count (%d), or a drain may take every pod at once" (int $v.podDisruptionBudget.maxUnavailable) $replicas) }}
+{{- end }}
+{{- end }}
+
+{{- if and $v.ingress.enabled (not $v.ingress.hosts) }}
+{{- fail "ingress.hosts: ingress.enabled needs at least one host" }}
+{{- end }}
+{{- if and $v.httpRoute.enabled (not $v.httpRoute.parentRefs) }}
+{{- fail "httpRoute.parentRefs: httpRoute.enabled needs at least one Gateway to attach to" }}
+{{- end }}
+
+{{- if $v.networkPolicy.enabled }}
+{{- if not $v.networkPolicy.databaseCidrs }}
+{{- fail "networkPolicy.databaseCidrs: networkPolicy.enabled needs the PostgreSQL address ranges, or the pods cannot reach the database" }}
+{{- end }}
+{{- $otel := $v.networkPolicy.otelCollector }}
+{{- if and $v.otel.endpoint (not (or $otel.namespaceSelector $otel.podSelector $otel.cidrs)) }}
+{{- fail "networkPolicy.otelCollector: otel.endpoint is set, so give the collector's namespaceSelector/podSelector or cidrs, or telemetry export is blocked" }}
+{{- end }}
+{{- end }}
+{{- end }}
