@@ -1,9 +1,5 @@
 locals {
   environment = "staging"
-  name        = "keel-${local.environment}"
-
-  # Staging: one shared NAT gateway, single-AZ database without deletion protection.
-  single_nat_gateway = true
 }
 
 provider "aws" {
@@ -19,78 +15,33 @@ provider "aws" {
   }
 }
 
-data "aws_partition" "current" {}
+module "stack" {
+  source = "../../modules/stack"
 
-module "network" {
-  source = "../../modules/network"
+  # What makes staging staging: one shared NAT gateway, small nodes, a single-AZ database
+  # without deletion protection, an ECR repository that may be deleted with its images.
+  environment          = local.environment
+  single_nat_gateway   = true
+  vpc_cidr             = "10.20.0.0/16"
+  node_instance_types  = ["t3.medium"]
+  node_min_size        = 2
+  node_desired_size    = 2
+  node_max_size        = 3
+  db_instance_class    = "db.t4g.medium"
+  db_allocated_storage = 20
 
-  name               = local.name
-  cidr_block         = var.vpc_cidr
-  availability_zones = var.availability_zones
-  single_nat_gateway = local.single_nat_gateway
-  cluster_name       = local.name
-}
-
-module "ecr" {
-  source = "../../modules/ecr"
-
-  name         = local.name
-  force_delete = local.environment != "production"
-}
-
-module "eks" {
-  source = "../../modules/eks"
-
-  cluster_name           = local.name
-  kubernetes_version     = var.kubernetes_version
-  vpc_id                 = module.network.vpc_id
-  subnet_ids             = module.network.private_subnet_ids
-  endpoint_public_access = var.cluster_endpoint_public_access
-  public_access_cidrs    = var.cluster_public_access_cidrs
-  admin_role_arns        = var.admin_role_arns
-  deploy_role_arn        = module.github_oidc.deploy_role_arn
-  deploy_namespaces      = [var.service_namespace]
-  node_instance_types    = var.node_instance_types
-  node_min_size          = var.node_min_size
-  node_desired_size      = var.node_desired_size
-  node_max_size          = var.node_max_size
-}
-
-module "rds" {
-  source = "../../modules/rds"
-
-  name                       = local.name
-  environment                = local.environment
-  vpc_id                     = module.network.vpc_id
-  subnet_ids                 = module.network.private_subnet_ids
-  allowed_security_group_ids = [module.eks.cluster_security_group_id]
-  instance_class             = var.db_instance_class
-  allocated_storage          = var.db_allocated_storage
-}
-
-module "github_oidc" {
-  source = "../../modules/github-oidc"
-
-  name                 = local.name
-  github_repository    = var.github_repository
-  deploy_environments  = var.github_deploy_environments
-  deploy_branches      = var.github_deploy_branches
-  create_oidc_provider = var.create_github_oidc_provider
-  oidc_provider_arn    = var.github_oidc_provider_arn
-  ecr_repository_arn   = module.ecr.repository_arn
-  ecr_kms_key_arn      = module.ecr.kms_key_arn
-  eks_cluster_arn      = module.eks.cluster_arn
-  state_bucket_arn     = "arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket_name}"
-  state_key_prefix     = "${local.environment}/"
-}
-
-module "service_identity" {
-  source = "../../modules/workload-identity"
-
-  name            = local.name
-  cluster_name    = module.eks.cluster_name
-  namespace       = var.service_namespace
-  service_account = var.service_account
-  secret_arns     = [module.rds.master_secret_arn]
-  kms_key_arns    = [module.rds.kms_key_arn]
+  aws_region                     = var.aws_region
+  availability_zones             = var.availability_zones
+  github_repository              = var.github_repository
+  github_deploy_environments     = var.github_deploy_environments
+  github_deploy_branches         = var.github_deploy_branches
+  create_github_oidc_provider    = var.create_github_oidc_provider
+  github_oidc_provider_arn       = var.github_oidc_provider_arn
+  state_bucket_name              = var.state_bucket_name
+  admin_role_arns                = var.admin_role_arns
+  kubernetes_version             = var.kubernetes_version
+  cluster_endpoint_public_access = var.cluster_endpoint_public_access
+  cluster_public_access_cidrs    = var.cluster_public_access_cidrs
+  service_namespace              = var.service_namespace
+  service_account                = var.service_account
 }

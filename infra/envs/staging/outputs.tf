@@ -1,54 +1,13 @@
-output "aws_region" {
-  description = "Region (deploy workflow: aws-region)."
-  value       = var.aws_region
-}
-
-output "cluster_name" {
-  description = "EKS cluster name (deploy workflow: aws eks update-kubeconfig --name)."
-  value       = module.eks.cluster_name
-}
-
-output "ecr_repository_url" {
-  description = "ECR repository URL (deploy workflow push target; Helm image.repository)."
-  value       = module.ecr.repository_url
-}
-
-output "deploy_role_arn" {
-  description = "Role for the deploy workflow (configure-aws-credentials role-to-assume)."
-  value       = module.github_oidc.deploy_role_arn
-}
-
-output "plan_role_arn" {
-  description = "Read-only role for terraform plan on pull requests."
-  value       = module.github_oidc.plan_role_arn
-}
-
-output "db_endpoint" {
-  description = "PostgreSQL host (Helm values: database host)."
-  value       = module.rds.endpoint
-}
-
-output "db_name" {
-  description = "PostgreSQL database name."
-  value       = module.rds.database_name
-}
-
-output "db_secret_arn" {
-  description = "Secrets Manager ARN of the RDS-managed credentials (Helm values: the secret the service reads)."
-  value       = module.rds.master_secret_arn
-}
-
-output "service_role_arn" {
-  description = "IAM role bound to the service account via EKS Pod Identity (informational; no annotation needed)."
-  value       = module.service_identity.role_arn
-}
-
-output "service_account" {
-  description = "Namespace and service account the Helm release must use."
-  value       = module.service_identity.service_account
-}
-
-output "nat_gateway_count" {
-  description = "Number of NAT gateways."
-  value       = module.network.nat_gateway_count
-}
+# Passed through under the names infra/README.md and the deploy workflow use;
+# descriptions in modules/stack/outputs.tf.
+output "aws_region" { value = module.stack.aws_region }
+output "cluster_name" { value = module.stack.cluster_name }
+output "ecr_repository_url" { value = module.stack.ecr_repository_url }
+output "deploy_role_arn" { value = module.stack.deploy_role_arn }
+output "plan_role_arn" { value = module.stack.plan_role_arn }
+output "db_endpoint" { value = module.stack.db_endpoint }
+output "db_name" { value = module.stack.db_name }
+output "db_secret_arn" { value = module.stack.db_secret_arn }
+output "service_role_arn" { value = module.stack.service_role_arn }
+output "service_account" { value = module.stack.service_account }
+output "nat_gateway_count" { value = module.stack.nat_gateway_count }

@@ -24,5 +24,6 @@ output "security_posture" {
     image_tag_mutability = aws_ecr_repository.this.image_tag_mutability
     scan_on_push         = aws_ecr_repository.this.image_scanning_configuration[0].scan_on_push
     encryption_type      = aws_ecr_repository.this.encryption_configuration[0].encryption_type
+    force_delete         = aws_ecr_repository.this.force_delete
   }
 }

@@ -1,6 +1,4 @@
-data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
@@ -10,52 +8,26 @@ locals {
 
 # --- KMS key for Kubernetes secrets envelope encryption and control-plane logs ---
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
-  #checkov:skip=CKV_AWS_111:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
-  #checkov:skip=CKV_AWS_356:In a key policy "*" means this key only
-  statement {
-    sid       = "AccountAdmin"
-    actions   = ["kms:*"]
-    resources = ["*"]
+# EKS logs to this fixed log group name. Creating it before the cluster (depends_on below)
+# gives it retention and encryption instead of the never-expiring, unencrypted group EKS
+# would create itself.
+module "cluster_logs" {
+  source = "../kms-log-group"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchLogs"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/eks/${var.cluster_name}/cluster"]
-    }
-  }
-}
-
-resource "aws_kms_key" "this" {
-  description             = "EKS ${var.cluster_name} secrets and control-plane logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
-}
-
-resource "aws_cloudwatch_log_group" "cluster" {
-  name              = "/aws/eks/${var.cluster_name}/cluster"
+  log_group_name    = "/aws/eks/${var.cluster_name}/cluster"
+  key_description   = "EKS ${var.cluster_name} secrets and control-plane logs"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
   tags              = var.tags
+}
+
+moved {
+  from = aws_kms_key.this
+  to   = module.cluster_logs.aws_kms_key.this
+}
+
+moved {
+  from = aws_cloudwatch_log_group.cluster
+  to   = module.cluster_logs.aws_cloudwatch_log_group.this
 }
 
 # --- Control plane ---
@@ -93,7 +65,7 @@ resource "aws_eks_cluster" "this" {
   encryption_config {
     resources = ["secrets"]
     provider {
-      key_arn = aws_kms_key.this.arn
+      key_arn = module.cluster_logs.kms_key_arn
     }
   }
 
@@ -115,7 +87,7 @@ resource "aws_eks_cluster" "this" {
 
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
-    aws_cloudwatch_log_group.cluster,
+    module.cluster_logs,
   ]
 }
 

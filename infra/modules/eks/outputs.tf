@@ -25,7 +25,17 @@ output "oidc_issuer_url" {
 
 output "kms_key_arn" {
   description = "KMS key encrypting Kubernetes secrets."
-  value       = aws_kms_key.this.arn
+  value       = module.cluster_logs.kms_key_arn
+}
+
+output "sizing" {
+  description = "Instance types and scaling bounds of the managed node group (for tests and reviews)."
+  value = {
+    instance_types = aws_eks_node_group.default.instance_types
+    min_size       = aws_eks_node_group.default.scaling_config[0].min_size
+    desired_size   = aws_eks_node_group.default.scaling_config[0].desired_size
+    max_size       = aws_eks_node_group.default.scaling_config[0].max_size
+  }
 }
 
 output "security_posture" {

@@ -139,14 +139,9 @@ variable "node_disk_size" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of control-plane logs in CloudWatch."
+  description = "Retention of control-plane logs in CloudWatch (a CloudWatch Logs retention value, checked by modules/kms-log-group)."
   type        = number
   default     = 365
-
-  validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be a CloudWatch Logs retention value."
-  }
 }
 
 variable "tags" {

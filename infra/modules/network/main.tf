@@ -9,8 +9,6 @@ data "aws_availability_zones" "selected" {
 }
 
 data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
 
 locals {
   azs       = var.availability_zones
@@ -138,52 +136,23 @@ resource "aws_route_table_association" "private" {
 
 # --- VPC flow logs to an encrypted CloudWatch log group ---
 
-data "aws_iam_policy_document" "flow_logs_kms" {
-  #checkov:skip=CKV_AWS_109:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
-  #checkov:skip=CKV_AWS_111:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
-  #checkov:skip=CKV_AWS_356:In a key policy "*" means this key only
-  statement {
-    sid       = "AccountAdmin"
-    actions   = ["kms:*"]
-    resources = ["*"]
+module "flow_logs" {
+  source = "../kms-log-group"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchLogs"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/vpc/${var.name}/flow-logs"]
-    }
-  }
-}
-
-resource "aws_kms_key" "flow_logs" {
-  description             = "VPC ${var.name} flow logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.flow_logs_kms.json
-  tags                    = var.tags
-}
-
-resource "aws_cloudwatch_log_group" "flow_logs" {
-  name              = "/vpc/${var.name}/flow-logs"
+  log_group_name    = "/vpc/${var.name}/flow-logs"
+  key_description   = "VPC ${var.name} flow logs"
   retention_in_days = var.flow_log_retention_days
-  kms_key_id        = aws_kms_key.flow_logs.arn
   tags              = var.tags
+}
+
+moved {
+  from = aws_kms_key.flow_logs
+  to   = module.flow_logs.aws_kms_key.this
+}
+
+moved {
+  from = aws_cloudwatch_log_group.flow_logs
+  to   = module.flow_logs.aws_cloudwatch_log_group.this
 }
 
 resource "aws_iam_role" "flow_logs" {
@@ -210,7 +179,7 @@ resource "aws_iam_role_policy" "flow_logs" {
     Statement = [{
       Effect   = "Allow"
       Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-      Resource = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+      Resource = ["${module.flow_logs.log_group_arn}:*"]
     }]
   })
 }
@@ -219,7 +188,7 @@ resource "aws_flow_log" "this" {
   vpc_id               = aws_vpc.this.id
   traffic_type         = "ALL"
   log_destination_type = "cloud-watch-logs"
-  log_destination      = aws_cloudwatch_log_group.flow_logs.arn
+  log_destination      = module.flow_logs.log_group_arn
   iam_role_arn         = aws_iam_role.flow_logs.arn
   tags                 = var.tags
 }

@@ -42,14 +42,9 @@ variable "cluster_name" {
 }
 
 variable "flow_log_retention_days" {
-  description = "CloudWatch retention for VPC flow logs."
+  description = "CloudWatch retention for VPC flow logs (a CloudWatch Logs retention value, checked by modules/kms-log-group)."
   type        = number
   default     = 365
-
-  validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.flow_log_retention_days)
-    error_message = "flow_log_retention_days must be a CloudWatch Logs retention value."
-  }
 }
 
 variable "tags" {

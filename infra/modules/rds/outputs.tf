@@ -28,6 +28,14 @@ output "kms_key_arn" {
   value       = local.kms_key_arn
 }
 
+output "sizing" {
+  description = "Instance class and storage of the database (for tests and reviews)."
+  value = {
+    instance_class    = aws_db_instance.this.instance_class
+    allocated_storage = aws_db_instance.this.allocated_storage
+  }
+}
+
 output "security_posture" {
   description = "Security-relevant settings of the instance (for tests and reviews)."
   value = {
@@ -37,6 +45,7 @@ output "security_posture" {
     manage_master_user_password = aws_db_instance.this.manage_master_user_password
     deletion_protection         = aws_db_instance.this.deletion_protection
     multi_az                    = aws_db_instance.this.multi_az
+    skip_final_snapshot         = aws_db_instance.this.skip_final_snapshot
     backup_retention_period     = aws_db_instance.this.backup_retention_period
     force_ssl                   = one([for p in aws_db_parameter_group.this.parameter : p.value if p.name == "rds.force_ssl"])
   }

@@ -1,61 +1,7 @@
+# What makes staging staging. What every environment shares: modules/stack/tests.
 mock_provider "aws" {
   override_during = plan
-
-  mock_data "aws_availability_zones" {
-    defaults = { names = ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }
-  }
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012", arn = "arn:aws:iam::123456789012:user/ci" }
-  }
-  mock_data "aws_partition" {
-    defaults = { partition = "aws" }
-  }
-  mock_data "aws_region" {
-    defaults = { name = "eu-west-1" }
-  }
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
-  }
-  mock_resource "aws_kms_key" {
-    defaults = { arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555" }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/keel-staging-mock" }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/mock" }
-  }
-  mock_resource "aws_iam_openid_connect_provider" {
-    defaults = { arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com" }
-  }
-  mock_resource "aws_ecr_repository" {
-    defaults = {
-      arn            = "arn:aws:ecr:eu-west-1:123456789012:repository/keel-staging"
-      repository_url = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/keel-staging"
-    }
-  }
-  mock_resource "aws_eks_cluster" {
-    defaults = {
-      arn      = "arn:aws:eks:eu-west-1:123456789012:cluster/keel-staging"
-      endpoint = "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com"
-      identity = [{ oidc = [{ issuer = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABCDEF" }] }]
-    }
-  }
-  mock_resource "aws_launch_template" {
-    defaults = { id = "lt-0123456789abcdef0", latest_version = 1 }
-  }
-  mock_resource "aws_vpc" {
-    defaults = { id = "vpc-0123456789abcdef0" }
-  }
-  mock_resource "aws_db_instance" {
-    defaults = {
-      master_user_secret = [{
-        secret_arn    = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-abc-123456"
-        kms_key_id    = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
-        secret_status = "active"
-      }]
-    }
-  }
+  source          = "../../modules/stack/tests/mocks"
 }
 
 variables {
@@ -67,71 +13,48 @@ variables {
   admin_role_arns     = ["arn:aws:iam::123456789012:role/platform-admin"]
 }
 
-run "staging_network_is_cheap_but_private" {
+run "staging_is_small_and_disposable" {
   command = plan
 
+  assert {
+    condition     = output.cluster_name == "keel-staging" && module.stack.environment_settings.names.ecr_repository == "keel-staging"
+    error_message = "Staging resources are named keel-staging."
+  }
   assert {
     condition     = output.nat_gateway_count == 1
     error_message = "Staging uses a single NAT gateway."
   }
   assert {
-    condition     = module.eks.security_posture.endpoint_private_access && !module.eks.security_posture.endpoint_public_access
-    error_message = "The EKS API is private by default."
+    condition     = module.stack.environment_settings.vpc_cidr == "10.20.0.0/16"
+    error_message = "Staging's VPC is 10.20.0.0/16."
   }
   assert {
-    condition     = module.eks.security_posture.secrets_kms_key_arn != null && module.eks.security_posture.authentication_mode == "API"
-    error_message = "EKS secrets are KMS encrypted and access is via access entries."
-  }
-}
-
-run "staging_database" {
-  command = plan
-
-  assert {
-    condition     = !module.rds.security_posture.publicly_accessible
-    error_message = "The database must not be public."
+    condition     = module.stack.environment_settings.nodes == { instance_types = tolist(["t3.medium"]), min_size = 2, desired_size = 2, max_size = 3 }
+    error_message = "Staging runs 2 (up to 3) t3.medium nodes."
   }
   assert {
-    condition     = module.rds.security_posture.storage_encrypted && module.rds.security_posture.manage_master_user_password && module.rds.security_posture.force_ssl == "1"
-    error_message = "Encrypted storage, managed master password and forced TLS."
+    condition     = module.stack.environment_settings.database == { instance_class = "db.t4g.medium", allocated_storage = 20 }
+    error_message = "Staging's database is a db.t4g.medium with 20 GiB."
   }
   assert {
-    condition     = !module.rds.security_posture.deletion_protection && !module.rds.security_posture.multi_az
+    condition     = !module.stack.environment_settings.db_deletion_protection && !module.stack.environment_settings.db_multi_az
     error_message = "Staging database is single-AZ and disposable."
   }
   assert {
-    condition     = startswith(output.db_secret_arn, "arn:aws:secretsmanager:")
-    error_message = "The DB secret ARN must be exported for the deploy workflow."
-  }
-}
-
-run "staging_supply_chain" {
-  command = plan
-
-  assert {
-    condition     = module.ecr.security_posture.image_tag_mutability == "IMMUTABLE" && module.ecr.security_posture.scan_on_push
-    error_message = "ECR is immutable and scans on push."
+    condition     = !module.stack.environment_settings.db_final_snapshot && module.stack.environment_settings.ecr_force_delete
+    error_message = "Tearing staging down leaves no final snapshot and may delete the images."
   }
   assert {
-    condition     = jsondecode(module.github_oidc.deploy_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:staging"]
+    condition     = jsondecode(module.stack.environment_settings.deploy_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:staging"]
     error_message = "Deploy role trusts only the staging environment of acme/keel."
   }
-  assert {
-    condition     = jsondecode(module.github_oidc.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:pull_request"]
-    error_message = "Plan role trusts only pull requests of acme/keel."
-  }
-  assert {
-    condition     = startswith(output.ecr_repository_url, "123456789012.dkr.ecr.") && startswith(output.deploy_role_arn, "arn:aws:iam::")
-    error_message = "Deploy workflow outputs must be present."
-  }
 }
 
-run "staging_public_endpoint_needs_allowlist" {
+run "outputs_for_the_deploy_workflow" {
   command = plan
 
-  variables {
-    cluster_endpoint_public_access = true
+  assert {
+    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.db_endpoint, output.db_name, output.db_secret_arn, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
+    error_message = "Every output infra/README.md names must be set."
   }
-
-  expect_failures = [var.cluster_public_access_cidrs]
 }

@@ -61,7 +61,7 @@ run "secrets_encrypted_and_logged" {
     error_message = "Kubernetes secrets must be envelope-encrypted with the module's KMS key."
   }
   assert {
-    condition     = aws_kms_key.this.enable_key_rotation
+    condition     = module.cluster_logs.security_posture.key_rotation_enabled
     error_message = "KMS key rotation must be on."
   }
   assert {
@@ -69,8 +69,12 @@ run "secrets_encrypted_and_logged" {
     error_message = "All control-plane log types must be enabled."
   }
   assert {
-    condition     = aws_cloudwatch_log_group.cluster.kms_key_id != null
-    error_message = "Control-plane logs must be KMS encrypted."
+    condition     = module.cluster_logs.security_posture.log_group_kms_key_id == aws_eks_cluster.this.encryption_config[0].provider[0].key_arn && module.cluster_logs.log_group_name == "/aws/eks/keel-production/cluster"
+    error_message = "Control-plane logs go to /aws/eks/<cluster>/cluster, KMS encrypted with the cluster's key."
+  }
+  assert {
+    condition     = module.cluster_logs.security_posture.retention_in_days >= 365
+    error_message = "Control-plane logs are kept a year."
   }
 }
 

@@ -97,7 +97,7 @@ run "flow_logs_and_default_sg" {
     error_message = "Flow logs must capture all traffic."
   }
   assert {
-    condition     = aws_cloudwatch_log_group.flow_logs.kms_key_id != null && aws_cloudwatch_log_group.flow_logs.retention_in_days >= 365
+    condition     = module.flow_logs.security_posture.log_group_kms_key_id != null && module.flow_logs.security_posture.retention_in_days >= 365
     error_message = "Flow logs are KMS encrypted and kept a year."
   }
   assert {
