@@ -25,18 +25,18 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut
 
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
 	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check infra-check \
-	image image-test dockerfile-lint helm-check helm-golden
+	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo catalog loaded, on a disposable PostgreSQL unless APP__DATABASE__URL is set
+run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo data loaded, on a disposable PostgreSQL unless APP__DATABASE__URL is set
 	scripts/with-postgres.sh bash -c '"$$1" migrate && "$$1" seed && exec "$$1" serve' run $(KEEL)
 
-seed: build ## Load the demo catalog into APP__DATABASE__URL (default: the make db-up database)
+seed: build ## Load every feature's demo data into APP__DATABASE__URL (default: the make db-up database)
 	$(KEEL) seed
 
-test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, image, chart, infrastructure
+test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, image, chart, infrastructure, remove-example
 	$(MAKE) build
 	$(MAKE) unit-test
 	$(MAKE) integration-test
@@ -99,6 +99,12 @@ helm-check: tools ## helm lint, golden renders, kubernetes-validate (1.30, 1.33)
 helm-golden: tools ## Rewrite the chart's golden renders (helm/golden/) after a chart change; review the diff
 	PATH="$(TOOLS_BIN):$$PATH" KUBERNETES_VALIDATE=$(VENV)/bin/kubernetes-validate \
 	  CHECKOV=$(VENV)/bin/checkov TOOLS_BIN=$(TOOLS_BIN) helm/check.sh --update
+
+remove-example: ## Delete the example domain (catalog, orders, reports) for good; a fork runs it once
+	scripts/remove-example.sh
+
+remove-example-test: tools ## Run remove-example on a scratch copy of this tree, then its lint and tests
+	scripts/remove-example-test.sh
 
 openapi: build ## Rewrite the committed openapi.json from the code
 	$(KEEL) openapi > openapi.json

@@ -109,6 +109,7 @@ ADMIN_TOKEN="$(call POST /api/v1/auth/login 200 "" \
 	"{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | field access_token)"
 step "registered and logged in a member and the admin"
 
+# example-domain:begin (make remove-example deletes this block with the catalog and orders)
 PRODUCT_ID="$(call POST /api/v1/products 201 "$ADMIN_TOKEN" \
 	'{"sku":"SMOKE-1","name":"Smoke test bolt","description":"","price_cents":250,"currency":"EUR","stock":3}' | field id)"
 ORDER="$(call POST /api/v1/orders 201 "$MEMBER_TOKEN" \
@@ -116,6 +117,8 @@ ORDER="$(call POST /api/v1/orders 201 "$MEMBER_TOKEN" \
 [ "$(field status <<<"$ORDER")" = placed ] || fail "the order is not placed: $ORDER"
 [ "$(call GET "/api/v1/products/$PRODUCT_ID" 200 | field stock)" = 1 ] || fail "stock was not reserved"
 step "created a product as admin and placed an order"
+# example-domain:end
+[ "$(call GET /api/v1/users/me 200 "$ADMIN_TOKEN" | field role)" = admin ] || fail "the admin is not an admin"
 
 for _ in $(seq 1 30); do
 	[ "$(docker inspect -f '{{.State.Health.Status}}' "$APP")" = healthy ] && break

@@ -32,7 +32,7 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout. Needs no database.
     Openapi,
-    /// Load the demo catalog (idempotent: existing skus are left alone).
+    /// Load every feature's demo data, e.g. the example catalog (idempotent).
     Seed,
     /// Manage user accounts.
     Users {
@@ -151,10 +151,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Seed => {
             let settings = load_settings()?;
             let db = db::connect_lazy(&settings.database)?;
-            let inserted = keel::features::catalog::seed(&db)
-                .await
-                .context("loading the demo catalog")?;
-            eprintln!("seed: {inserted} demo products added");
+            let mut seeds = keel::features::seeds().peekable();
+            if seeds.peek().is_none() {
+                eprintln!("seed: no feature has demo data");
+            }
+            for seed in seeds {
+                let outcome = seed(&db).await.context("loading demo data")?;
+                eprintln!("seed: {outcome}");
+            }
             Ok(())
         }
         Command::Users {

@@ -5,6 +5,10 @@
 //! clients and schemathesis' stateful phase follow them to chain calls. poem-openapi cannot
 //! declare them, so features list theirs as data and this module adds them to the document.
 
+use std::{collections::HashMap, marker::PhantomData};
+
+use poem::{endpoint::BoxEndpoint, http::Method};
+use poem_openapi::{OpenApi, registry::MetaApi, registry::Registry};
 use serde_json::{Map, Value, json};
 
 /// One link from an operation's response to another operation.
@@ -17,11 +21,27 @@ pub struct Link {
     pub parameters: &'static [(&'static str, &'static str)],
 }
 
-/// Every feature's links. A feature with links adds its list here.
-fn links() -> impl Iterator<Item = &'static Link> {
-    crate::features::catalog::LINKS
-        .iter()
-        .chain(crate::features::orders::LINKS)
+/// The operations of `T` for the document alone: the same paths, schemas and security as
+/// `T`, without a value of `T` (whose handlers need a database, keys, a hasher) and without
+/// routes. `keel openapi` prints the document from this.
+pub struct DocumentOnly<T>(PhantomData<T>);
+
+impl<T> Default for DocumentOnly<T> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: OpenApi> OpenApi for DocumentOnly<T> {
+    fn meta() -> Vec<MetaApi> {
+        T::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn add_routes(self, _: &mut HashMap<String, HashMap<Method, BoxEndpoint<'static>>>) {}
 }
 
 /// `spec` (poem-openapi's JSON) with the links added, pretty-printed. Links whose source
@@ -29,7 +49,7 @@ fn links() -> impl Iterator<Item = &'static Link> {
 /// that the full document carries every one.
 pub fn document(spec: &str) -> Result<String, serde_json::Error> {
     let mut document: Value = serde_json::from_str(spec)?;
-    for link in links() {
+    for link in crate::features::links() {
         let (path, method, status) = link.from;
         let Some(response) = document
             .pointer_mut(&format!(

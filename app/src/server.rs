@@ -15,12 +15,7 @@ use crate::{
     auth::{LoginThrottle, Passwords, TokenKeys},
     config::{HttpSettings, Settings},
     db,
-    features::{
-        accounts::{AccountsApi, KeysApi},
-        catalog::CatalogApi,
-        orders::OrdersApi,
-        reports::ReportsApi,
-    },
+    features,
     health::HealthApi,
     middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
 };
@@ -53,31 +48,15 @@ impl AppState {
     }
 }
 
-/// Everything mounted in the OpenAPI document. A new feature adds its API struct here.
-pub fn api(state: &AppState) -> impl OpenApi + use<> {
+/// Everything mounted in the OpenAPI document: the probes and every registered feature.
+pub type ServiceApi = (HealthApi, features::Api);
+
+pub fn api(state: &AppState) -> ServiceApi {
     (
         HealthApi {
             db: state.db.clone(),
         },
-        AccountsApi::new(
-            state.db.clone(),
-            state.passwords.clone(),
-            state.keys.clone(),
-            state.throttle.clone(),
-            state.settings.auth.refresh_token_ttl,
-        ),
-        KeysApi {
-            keys: state.keys.clone(),
-        },
-        CatalogApi {
-            db: state.db.clone(),
-        },
-        OrdersApi {
-            db: state.db.clone(),
-        },
-        ReportsApi {
-            db: state.db.clone(),
-        },
+        features::api(state),
     )
 }
 
@@ -91,14 +70,12 @@ pub fn api_service<T: OpenApi>(api: T) -> OpenApiService<T, ()> {
         .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
 }
 
-/// The OpenAPI document as `keel openapi` prints it and `/openapi.json` serves it. Built from
-/// the default settings and a pool that never connects: the document depends on neither.
-pub fn openapi_json() -> anyhow::Result<String> {
-    let settings = Settings::load_from(std::iter::empty())?;
-    let db = sqlx::postgres::PgPoolOptions::new()
-        .connect_lazy_with(sqlx::postgres::PgConnectOptions::new());
-    let spec = api_service(api(&AppState::new(settings, db)?)).spec();
-    Ok(crate::openapi::document(&spec)?)
+/// The OpenAPI document as `keel openapi` prints it and `/openapi.json` serves it. A document
+/// depends only on the API's types, so it is built without any state: no settings, no keys,
+/// no database.
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    let spec = api_service(crate::openapi::DocumentOnly::<ServiceApi>::default()).spec();
+    crate::openapi::document(&spec)
 }
 
 /// The whole route table wrapped in the middleware stack. Generic over the API so tests can

@@ -7,3 +7,26 @@ mod repo;
 
 pub use api::{AccountsApi, KeysApi};
 pub use repo::{AdminOutcome, create_or_promote_admin};
+
+use crate::{features::Feature, server::AppState};
+
+pub struct Accounts;
+
+impl Feature for Accounts {
+    type Api = (AccountsApi, KeysApi);
+
+    fn api(state: &AppState) -> Self::Api {
+        (
+            AccountsApi::new(
+                state.db.clone(),
+                state.passwords.clone(),
+                state.keys.clone(),
+                state.throttle.clone(),
+                state.settings.auth.refresh_token_ttl,
+            ),
+            KeysApi {
+                keys: state.keys.clone(),
+            },
+        )
+    }
+}

@@ -1,6 +1,7 @@
 //! `keel seed`: a demo catalog of fasteners for local runs, so Swagger UI has something to show.
 //! Idempotent: products whose sku exists are left alone.
 
+use futures_util::{FutureExt as _, future::BoxFuture};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -29,8 +30,17 @@ const ITEMS: &[(&str, &str, &str, i64)] = &[
 ];
 const SIZES: &[(&str, i64)] = &[("M4", 1), ("M6", 2), ("M8", 3)];
 
+/// The catalog's [`crate::features::Seed`].
+pub fn load(db: &PgPool) -> BoxFuture<'_, anyhow::Result<String>> {
+    async move {
+        let inserted = insert(db).await?;
+        Ok(format!("{inserted} demo products added"))
+    }
+    .boxed()
+}
+
 /// Inserts the demo catalog; returns how many products were new.
-pub async fn seed(db: &PgPool) -> Result<u64, sqlx::Error> {
+async fn insert(db: &PgPool) -> Result<u64, sqlx::Error> {
     let mut inserted = 0;
     for (material_code, material, material_factor) in MATERIALS {
         for (item_code, item, description, base_cents) in ITEMS {

@@ -6,4 +6,20 @@ mod api;
 mod model;
 mod repo;
 
-pub use api::{LINKS, OrdersApi};
+pub use api::OrdersApi;
+
+use crate::{features::Feature, server::AppState};
+
+pub struct Orders;
+
+impl Feature for Orders {
+    type Api = OrdersApi;
+
+    fn api(state: &AppState) -> OrdersApi {
+        OrdersApi {
+            db: state.db.clone(),
+        }
+    }
+
+    const LINKS: &'static [crate::openapi::Link] = api::LINKS;
+}
