@@ -80,8 +80,12 @@ pub fn openapi_json() -> Result<String, serde_json::Error> {
 
 /// The whole route table wrapped in the middleware stack. Generic over the API so tests can
 /// mount their own operations behind exactly the production stack.
+///
+/// The token keys reach every handler and the bearer-token checker one way, as request data
+/// installed here: a route table without them cannot be built.
 pub fn build_routes<T: OpenApi + 'static>(
     http: &HttpSettings,
+    keys: Arc<TokenKeys>,
     service: OpenApiService<T, ()>,
 ) -> impl Endpoint + use<T> {
     let spec = service.spec();
@@ -108,6 +112,7 @@ pub fn build_routes<T: OpenApi + 'static>(
     });
 
     routes
+        .data(keys)
         .with(BodyLimit(http.body_limit_bytes))
         .with(Timeout(http.request_timeout))
         .with(Problems { allowed_methods })
@@ -194,9 +199,11 @@ impl Application {
     /// finish for up to `server.shutdown_timeout`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let state = self.state;
-        let routes = build_routes(&state.settings.http, api_service(api(&state)))
-            // The bearer-token checker finds the verification keys here.
-            .data(state.keys.clone());
+        let routes = build_routes(
+            &state.settings.http,
+            state.keys.clone(),
+            api_service(api(&state)),
+        );
         tracing::info!(address = %self.local_addr, "serving");
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
@@ -306,7 +313,7 @@ mod tests {
     }
 
     fn client() -> TestClient<impl Endpoint> {
-        TestClient::new(build_routes(&settings().http, api_service(ThingsApi)).data(keys()))
+        TestClient::new(build_routes(&settings().http, keys(), api_service(ThingsApi)))
     }
 
     async fn problem(response: poem::test::TestResponse, status: StatusCode) -> Value {

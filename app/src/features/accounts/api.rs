@@ -3,7 +3,7 @@
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use opentelemetry::{KeyValue, global, metrics::Counter};
-use poem::Request;
+use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, OpenApi, Tags, payload::Json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -46,7 +46,6 @@ enum NoContent {
 pub struct AccountsApi {
     pub db: PgPool,
     pub passwords: Passwords,
-    pub keys: Arc<TokenKeys>,
     pub throttle: Arc<LoginThrottle>,
     pub refresh_token_ttl: Duration,
     logins: Counter<u64>,
@@ -56,7 +55,6 @@ impl AccountsApi {
     pub fn new(
         db: PgPool,
         passwords: Passwords,
-        keys: Arc<TokenKeys>,
         throttle: Arc<LoginThrottle>,
         refresh_token_ttl: Duration,
     ) -> Self {
@@ -67,7 +65,6 @@ impl AccountsApi {
         Self {
             db,
             passwords,
-            keys,
             throttle,
             refresh_token_ttl,
             logins,
@@ -79,21 +76,20 @@ impl AccountsApi {
     }
 
     fn pair(
-        &self,
+        keys: &TokenKeys,
         user: uuid::Uuid,
         role: Role,
         session: uuid::Uuid,
         refresh: RefreshToken,
     ) -> Result<TokenPair, ApiError> {
-        let access_token = self
-            .keys
+        let access_token = keys
             .issue(user, role, session)
             .map_err(|err| ApiError::Internal(err.into()))?;
         Ok(TokenPair {
             access_token,
             refresh_token: refresh.token,
             token_type: "Bearer".to_owned(),
-            expires_in: self.keys.ttl().as_secs(),
+            expires_in: keys.ttl().as_secs(),
         })
     }
 
@@ -138,6 +134,7 @@ impl AccountsApi {
     async fn login(
         &self,
         req: &Request,
+        keys: Data<&Arc<TokenKeys>>,
         body: JsonBody<LoginRequest>,
     ) -> Result<Json<TokenPair>, ApiError> {
         let LoginRequest { email, password } = body.0;
@@ -174,14 +171,18 @@ impl AccountsApi {
         let session =
             repo::start_session(&self.db, user.id, &refresh, self.refresh_expiry()).await?;
         self.count_login("success");
-        Ok(Json(self.pair(user.id, user.role(), session, refresh)?))
+        Ok(Json(Self::pair(&keys, user.id, user.role(), session, refresh)?))
     }
 
     /// Spend a refresh token for a new token pair in the same session.
     ///
     /// Presenting a token that was already spent revokes its whole session: a copy exists.
     #[oai(path = "/auth/refresh", method = "post", tag = "AccountTags::Auth")]
-    async fn refresh(&self, body: JsonBody<RefreshRequest>) -> Result<Json<TokenPair>, ApiError> {
+    async fn refresh(
+        &self,
+        keys: Data<&Arc<TokenKeys>>,
+        body: JsonBody<RefreshRequest>,
+    ) -> Result<Json<TokenPair>, ApiError> {
         let next = RefreshToken::generate();
         match repo::rotate(
             &self.db,
@@ -195,7 +196,7 @@ impl AccountsApi {
                 user_id,
                 role,
                 session_id,
-            } => Ok(Json(self.pair(user_id, role, session_id, next)?)),
+            } => Ok(Json(Self::pair(&keys, user_id, role, session_id, next)?)),
             Rotation::Reused => Err(ApiError::Unauthorized(
                 "This refresh token was already used; the session has been revoked. Log in again."
                     .into(),
@@ -266,9 +267,7 @@ impl AccountsApi {
 }
 
 /// The public keys that verify access tokens, for other services and API gateways.
-pub struct KeysApi {
-    pub keys: Arc<TokenKeys>,
-}
+pub struct KeysApi;
 
 #[OpenApi]
 impl KeysApi {
@@ -278,9 +277,8 @@ impl KeysApi {
         method = "get",
         tag = "AccountTags::Auth"
     )]
-    async fn jwks(&self) -> Result<Json<JwkSet>, ApiError> {
-        let keys = self
-            .keys
+    async fn jwks(&self, keys: Data<&Arc<TokenKeys>>) -> Result<Json<JwkSet>, ApiError> {
+        let keys = keys
             .jwks()
             .keys
             .iter()

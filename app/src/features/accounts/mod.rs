@@ -20,13 +20,10 @@ impl Feature for Accounts {
             AccountsApi::new(
                 state.db.clone(),
                 state.passwords.clone(),
-                state.keys.clone(),
                 state.throttle.clone(),
                 state.settings.auth.refresh_token_ttl,
             ),
-            KeysApi {
-                keys: state.keys.clone(),
-            },
+            KeysApi,
         )
     }
 }
