@@ -22,29 +22,18 @@ use uuid::Uuid;
 use crate::config::{AuthSettings, Environment};
 
 /// A user's role, carried in the access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
+/// One spelling everywhere: the JSON of tokens and responses, the OpenAPI enum, and the `text`
+/// column (`CHECK (role IN ('member', 'admin'))`), which decodes with no fallback: a value the
+/// enum does not know is an error, never a silent `Member`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum, sqlx::Type,
+)]
 #[serde(rename_all = "lowercase")]
 #[oai(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Role {
     Member,
     Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Member => "member",
-            Self::Admin => "admin",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "member" => Some(Self::Member),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
 }
 
 /// The claims of an access token.

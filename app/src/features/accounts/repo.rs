@@ -18,23 +18,18 @@ pub struct UserRow {
     pub id: Uuid,
     pub email: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub password_hash: String,
     pub created_at: OffsetDateTime,
 }
 
 impl UserRow {
-    pub fn role(&self) -> Role {
-        // The CHECK constraint admits only these two; anything else is least privilege.
-        Role::parse(&self.role).unwrap_or(Role::Member)
-    }
-
     pub fn view(&self) -> User {
         User {
             id: self.id,
             email: self.email.clone(),
             display_name: self.display_name.clone(),
-            role: self.role(),
+            role: self.role,
             created_at: self.created_at,
         }
     }
@@ -51,11 +46,11 @@ pub async fn insert_user(
         UserRow,
         r#"INSERT INTO users (id, email, display_name, role, password_hash)
            VALUES ($1, $2, $3, $4, $5)
-           RETURNING id, email, display_name, role, password_hash, created_at"#,
+           RETURNING id, email, display_name, role AS "role: Role", password_hash, created_at"#,
         Uuid::now_v7(),
         email,
         display_name,
-        role.as_str(),
+        role as Role,
         password_hash,
     )
     .fetch_one(db)
@@ -68,7 +63,7 @@ pub async fn insert_user(
 pub async fn find_by_email(db: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, email, display_name, role, password_hash, created_at
+        r#"SELECT id, email, display_name, role AS "role: Role", password_hash, created_at
            FROM users WHERE lower(email) = lower($1)"#,
         email,
     )
@@ -79,7 +74,7 @@ pub async fn find_by_email(db: &PgPool, email: &str) -> Result<Option<UserRow>, 
 pub async fn find_by_id(db: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id, email, display_name, role, password_hash, created_at
+        r#"SELECT id, email, display_name, role AS "role: Role", password_hash, created_at
            FROM users WHERE id = $1"#,
         id,
     )
@@ -168,7 +163,8 @@ pub async fn rotate(
 ) -> Result<Rotation, sqlx::Error> {
     let mut tx = db.begin().await?;
     let found = sqlx::query!(
-        r#"SELECT t.session_id, t.spent_at, t.expires_at, s.revoked_at, s.user_id, u.role
+        r#"SELECT t.session_id, t.spent_at, t.expires_at, s.revoked_at, s.user_id,
+                  u.role AS "role: Role"
            FROM refresh_tokens t
            JOIN sessions s ON s.id = t.session_id
            JOIN users u ON u.id = s.user_id
@@ -215,7 +211,7 @@ pub async fn rotate(
     tx.commit().await?;
     Ok(Rotation::Rotated {
         user_id: found.user_id,
-        role: Role::parse(&found.role).unwrap_or(Role::Member),
+        role: found.role,
         session_id: found.session_id,
     })
 }
@@ -270,12 +266,16 @@ pub async fn create_or_promote_admin(
         "--email {email:?} is not an email address"
     );
     if let Some(user) = find_by_email(db, email).await? {
-        if user.role() == Role::Admin {
+        if user.role == Role::Admin {
             return Ok(AdminOutcome::AlreadyAdmin);
         }
-        sqlx::query!("UPDATE users SET role = 'admin' WHERE id = $1", user.id)
-            .execute(db)
-            .await?;
+        sqlx::query!(
+            "UPDATE users SET role = $2 WHERE id = $1",
+            user.id,
+            Role::Admin as Role
+        )
+        .execute(db)
+        .await?;
         return Ok(AdminOutcome::Promoted);
     }
     let password = read_password()?;

@@ -4,21 +4,24 @@ use poem_openapi::{Enum, Object};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+/// One spelling for the API and the `text` column (`CHECK (status IN (...))`), which decodes
+/// with no fallback: an unknown value is an error, never a silent `Placed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type)]
 #[oai(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum OrderStatus {
     Placed,
     Cancelled,
     Fulfilled,
 }
 
-impl OrderStatus {
-    pub fn parse(value: &str) -> Self {
-        match value {
-            "cancelled" => Self::Cancelled,
-            "fulfilled" => Self::Fulfilled,
-            _ => Self::Placed,
-        }
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Placed => "placed",
+            Self::Cancelled => "cancelled",
+            Self::Fulfilled => "fulfilled",
+        })
     }
 }
 

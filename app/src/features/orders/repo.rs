@@ -11,7 +11,7 @@ use crate::error::{ApiError, FieldError};
 
 struct OrderRow {
     id: Uuid,
-    status: String,
+    status: OrderStatus,
     currency: String,
     total_cents: i64,
     created_at: OffsetDateTime,
@@ -180,7 +180,7 @@ async fn load(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx::Erro
         .into_iter()
         .map(|row| Order {
             id: row.id,
-            status: OrderStatus::parse(&row.status),
+            status: row.status,
             currency: row.currency,
             total_cents: row.total_cents,
             items: by_order.remove(&row.id).unwrap_or_default(),
@@ -198,7 +198,7 @@ pub async fn find(
 ) -> Result<Option<Order>, sqlx::Error> {
     let rows = sqlx::query_as!(
         OrderRow,
-        r#"SELECT id, status, currency, total_cents, created_at FROM orders
+        r#"SELECT id, status AS "status: OrderStatus", currency, total_cents, created_at FROM orders
            WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)"#,
         id,
         viewer,
@@ -217,7 +217,7 @@ pub async fn page(
 ) -> Result<Vec<Order>, sqlx::Error> {
     let rows = sqlx::query_as!(
         OrderRow,
-        r#"SELECT id, status, currency, total_cents, created_at FROM orders
+        r#"SELECT id, status AS "status: OrderStatus", currency, total_cents, created_at FROM orders
            WHERE user_id = $1 AND ($2::uuid IS NULL OR id < $2)
            ORDER BY id DESC LIMIT $3"#,
         user_id,
@@ -239,7 +239,8 @@ pub async fn transition(
 ) -> Result<Option<Order>, ApiError> {
     let mut tx = db.begin().await?;
     let status = sqlx::query_scalar!(
-        r#"SELECT status FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) FOR UPDATE"#,
+        r#"SELECT status AS "status: OrderStatus" FROM orders
+           WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) FOR UPDATE"#,
         id,
         viewer,
     )
@@ -248,7 +249,7 @@ pub async fn transition(
     let Some(status) = status else {
         return Ok(None);
     };
-    if OrderStatus::parse(&status) != OrderStatus::Placed {
+    if status != OrderStatus::Placed {
         return Err(ApiError::Conflict(format!(
             "The order is {status}; only placed orders can change."
         )));
@@ -269,15 +270,10 @@ pub async fn transition(
         .execute(&mut *tx)
         .await?;
     }
-    let new_status = match to {
-        OrderStatus::Cancelled => "cancelled",
-        OrderStatus::Fulfilled => "fulfilled",
-        OrderStatus::Placed => "placed",
-    };
     sqlx::query!(
         "UPDATE orders SET status = $2 WHERE id = $1",
         id,
-        new_status
+        to as OrderStatus
     )
     .execute(&mut *tx)
     .await?;
