@@ -14,8 +14,7 @@ use sqlx::PgPool;
 use crate::{
     auth::{LoginThrottle, Passwords, TokenKeys},
     config::{HttpSettings, Settings},
-    db,
-    features,
+    db, features,
     health::HealthApi,
     middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
 };
@@ -313,7 +312,11 @@ mod tests {
     }
 
     fn client() -> TestClient<impl Endpoint> {
-        TestClient::new(build_routes(&settings().http, keys(), api_service(ThingsApi)))
+        TestClient::new(build_routes(
+            &settings().http,
+            keys(),
+            api_service(ThingsApi),
+        ))
     }
 
     async fn problem(response: poem::test::TestResponse, status: StatusCode) -> Value {

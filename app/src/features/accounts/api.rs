@@ -171,7 +171,9 @@ impl AccountsApi {
         let session =
             repo::start_session(&self.db, user.id, &refresh, self.refresh_expiry()).await?;
         self.count_login("success");
-        Ok(Json(Self::pair(&keys, user.id, user.role, session, refresh)?))
+        Ok(Json(Self::pair(
+            &keys, user.id, user.role, session, refresh,
+        )?))
     }
 
     /// Spend a refresh token for a new token pair in the same session.
