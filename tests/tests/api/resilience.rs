@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use keel_tests::{KeelProcess, ReadinessBlocker, TestPostgres, assert_problem, spawn_app_with};
+use keel_tests::{
+    Keel, KeelOutput, ReadinessBlocker, TestPostgres, assert_problem, spawn_app_with,
+};
 
 #[tokio::test]
 async fn database_outage_turns_ready_503_and_recovers_without_restart() {
@@ -45,7 +47,10 @@ async fn database_outage_turns_ready_503_and_recovers_without_restart() {
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let postgres = TestPostgres::start().await;
     let database_url = postgres.create_database().await;
-    let keel = KeelProcess::start(&database_url, &[]).await;
+    let keel = Keel::command(["serve"])
+        .test_environment(&database_url)
+        .start()
+        .await;
     let client = reqwest::Client::new();
     let ready = format!("{}/health/ready", keel.base);
     assert_eq!(
@@ -81,6 +86,6 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
         .expect("the in-flight request completed");
     assert_eq!(status, reqwest::StatusCode::OK);
 
-    let (code, _, stderr) = keel.wait().await;
+    let KeelOutput { code, stderr, .. } = keel.wait().await;
     assert_eq!(code, Some(0), "stderr: {stderr}");
 }

@@ -1,22 +1,18 @@
 //! Probes, request ids and response headers: what every deployment relies on.
 
-use keel_tests::{assert_problem, run_keel, spawn_app, spawn_app_with, test_environment};
+use keel_tests::{Keel, KeelOutput, assert_json, assert_problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn live_answers_while_the_process_runs() {
     let app = spawn_app().await;
-    let response = app.get("/health/live").await;
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = assert_json(app.get("/health/live").await, 200).await;
     assert_eq!(body["status"], "ok");
 }
 
 #[tokio::test]
 async fn ready_once_migrations_are_applied() {
     let app = spawn_app().await;
-    let response = app.get("/health/ready").await;
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = assert_json(app.get("/health/ready").await, 200).await;
     assert_eq!(body["status"], "ready");
 }
 
@@ -32,7 +28,9 @@ async fn not_ready_until_keel_migrate_has_run() {
         "{body}"
     );
 
-    let (code, _, stderr) = run_keel(&["migrate"], &test_environment(&app.database_url));
+    let KeelOutput { code, stderr, .. } = Keel::command(["migrate"])
+        .test_environment(&app.database_url)
+        .run();
     assert_eq!(code, Some(0), "keel migrate failed: {stderr}");
 
     assert_eq!(app.get("/health/ready").await.status(), 200);
@@ -129,24 +127,25 @@ async fn healthcheck_url_follows_a_remote_servers_readiness_without_config() {
     let check = |url: String| {
         tokio::task::spawn_blocking(move || {
             // Production settings without a database URL would fail to load: none are loaded.
-            let environment = [("APP_ENV".to_owned(), "production".to_owned())];
-            run_keel(&["healthcheck", "--url", &url], &environment)
+            Keel::command(["healthcheck", "--url", &url])
+                .env("APP_ENV", "production")
+                .run()
         })
     };
 
     let ready = spawn_app().await;
-    let (code, _, stderr) = check(ready.url("/health/ready")).await.expect("join");
+    let KeelOutput { code, stderr, .. } = check(ready.url("/health/ready")).await.expect("join");
     assert_eq!(code, Some(0), "{stderr}");
 
     let unready = spawn_app_with(&[("APP__DATABASE__MIGRATE_ON_START", "false")]).await;
-    let (code, _, stderr) = check(unready.url("/health/ready")).await.expect("join");
+    let KeelOutput { code, stderr, .. } = check(unready.url("/health/ready")).await.expect("join");
     assert_eq!(code, Some(1));
     assert!(
         stderr.trim().lines().count() == 1 && stderr.contains("503"),
         "{stderr}"
     );
 
-    let (code, _, stderr) = check("ftp://example.invalid/".to_owned())
+    let KeelOutput { code, stderr, .. } = check("ftp://example.invalid/".to_owned())
         .await
         .expect("join");
     assert_eq!(code, Some(2));

@@ -1,45 +1,20 @@
 //! Accounts and authentication, black-box: real server, real PostgreSQL, tokens minted and
 //! forged the way an attacker would.
 
-use std::{
-    io::Write as _,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keel_tests::{
-    TestApp, TestKey, assert_problem, keel_bin, login, register_and_login, spawn_app,
-    spawn_app_with, test_environment,
+    Keel, KeelOutput, Session, TestApp, TestKey, assert_json, assert_problem, spawn_app,
+    spawn_app_with,
 };
-use reqwest::Method;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-async fn get_me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.send_as(Method::GET, "/api/v1/users/me", token).await
-}
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/auth/refresh"))
-        .json(&json!({ "refresh_token": refresh_token }))
-        .send()
-        .await
-        .expect("request")
-}
-
-fn token(pair: &Value, field: &str) -> String {
-    pair[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {field} in {pair}"))
-        .to_owned()
-}
-
 async fn assert_rejected_token(app: &TestApp, token: &str, case: &str) {
-    let response = get_me(app, token).await;
+    let response = app.auth().me(token).await;
     assert_eq!(
         response
             .headers()
@@ -54,57 +29,32 @@ async fn assert_rejected_token(app: &TestApp, token: &str, case: &str) {
 #[tokio::test]
 async fn register_login_me_refresh_logout() {
     let app = spawn_app().await;
-    let pair = register_and_login(&app, "Ada@Example.com", PASSWORD).await;
-    assert_eq!(pair["token_type"], "Bearer");
-    assert_eq!(pair["expires_in"], 900);
+    let auth = app.auth();
+    let session = auth.register_and_login("Ada@Example.com", PASSWORD).await;
+    assert_eq!(session.body["token_type"], "Bearer");
+    assert_eq!(session.body["expires_in"], 900);
 
-    let me: Value = get_me(&app, &token(&pair, "access_token"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me = assert_json(auth.me(&session.access_token).await, 200).await;
     assert_eq!(me["email"], "Ada@Example.com");
     assert_eq!(me["role"], "member");
 
     // Emails match regardless of case.
-    assert_eq!(login(&app, "ada@example.COM", PASSWORD).await.status(), 200);
+    assert_eq!(auth.login("ada@example.COM", PASSWORD).await.status(), 200);
 
-    let rotated: Value = refresh(&app, &token(&pair, "refresh_token"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_ne!(rotated["refresh_token"], pair["refresh_token"]);
-    assert_eq!(
-        get_me(&app, &token(&rotated, "access_token"))
-            .await
-            .status(),
-        200
-    );
+    let rotated = Session::from_response(auth.refresh(&session.refresh_token).await).await;
+    assert_ne!(rotated.refresh_token, session.refresh_token);
+    assert_eq!(auth.me(&rotated.access_token).await.status(), 200);
 
-    let logout = app
-        .client
-        .post(app.url("/api/v1/auth/logout"))
-        .bearer_auth(token(&rotated, "access_token"))
-        .json(&json!({ "refresh_token": rotated["refresh_token"] }))
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(logout.status(), 204);
-    assert_problem(refresh(&app, &token(&rotated, "refresh_token")).await, 401).await;
+    assert_eq!(auth.logout(&rotated).await.status(), 204);
+    assert_problem(auth.refresh(&rotated.refresh_token).await, 401).await;
 }
 
 #[tokio::test]
 async fn duplicate_emails_are_409_whatever_their_case() {
     let app = spawn_app().await;
-    register_and_login(&app, "grace@example.com", PASSWORD).await;
-    let again = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": "GRACE@example.com", "password": PASSWORD, "display_name": "G"}))
-        .send()
-        .await
-        .expect("register");
+    let auth = app.auth();
+    auth.register_and_login("grace@example.com", PASSWORD).await;
+    let again = auth.register("GRACE@example.com", PASSWORD, "G").await;
     assert_problem(again, 409).await;
 }
 
@@ -116,13 +66,7 @@ async fn weak_and_common_passwords_are_422_naming_the_field() {
         ("qwerty123456", "common"),
         ("Password2024", "common + digits"),
     ] {
-        let response = app
-            .client
-            .post(app.url("/api/v1/auth/register"))
-            .json(&json!({"email": "x@example.com", "password": password, "display_name": "X"}))
-            .send()
-            .await
-            .expect("register");
+        let response = app.auth().register("x@example.com", password, "X").await;
         let body = assert_problem(response, 422).await;
         assert_eq!(body["errors"][0]["field"], "/password", "{case}: {body}");
         assert!(
@@ -136,16 +80,14 @@ async fn weak_and_common_passwords_are_422_naming_the_field() {
 async fn forged_and_invalid_tokens_are_401() {
     let key = TestKey::generate();
     let app = spawn_app_with(&[("APP__AUTH__SIGNING_KEY", key.pem.as_str())]).await;
-    let pair = register_and_login(&app, "eve@example.com", PASSWORD).await;
-    let valid = token(&pair, "access_token");
-    assert_eq!(get_me(&app, &valid).await.status(), 200);
+    let valid = app
+        .auth()
+        .register_and_login("eve@example.com", PASSWORD)
+        .await
+        .access_token;
+    assert_eq!(app.auth().me(&valid).await.status(), 200);
 
-    let jwks: Value = app
-        .get("/.well-known/jwks.json")
-        .await
-        .json()
-        .await
-        .expect("jwks");
+    let jwks = app.auth().jwks().await;
     let kid = jwks["keys"][0]["kid"].as_str().expect("kid").to_owned();
     let x = URL_SAFE_NO_PAD
         .decode(jwks["keys"][0]["x"].as_str().expect("x"))
@@ -226,7 +168,8 @@ async fn forged_and_invalid_tokens_are_401() {
 
     // And the control: the same machinery with nothing wrong is accepted.
     assert_eq!(
-        get_me(&app, &sign(eddsa(&kid), &claims, &signer))
+        app.auth()
+            .me(&sign(eddsa(&kid), &claims, &signer))
             .await
             .status(),
         200
@@ -244,14 +187,13 @@ async fn missing_token_is_401_with_www_authenticate() {
 #[tokio::test]
 async fn the_jwks_verifies_issued_tokens() {
     let app = spawn_app().await;
-    let pair = register_and_login(&app, "svc@example.com", PASSWORD).await;
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .get("/.well-known/jwks.json")
-        .await
-        .json()
-        .await
-        .expect("jwks");
-    let access = token(&pair, "access_token");
+    let session = app
+        .auth()
+        .register_and_login("svc@example.com", PASSWORD)
+        .await;
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(app.auth().jwks().await).expect("a JWK set");
+    let access = session.access_token;
     let kid = jsonwebtoken::decode_header(&access)
         .expect("header")
         .kid
@@ -280,8 +222,11 @@ async fn rotated_keys_from_files_keep_old_tokens_valid() {
 
     // Before the rotation: a user holds a token signed with the old key.
     let before = spawn_app_with(&[("APP__AUTH__SIGNING_KEY", old.pem.as_str())]).await;
-    let pair = register_and_login(&before, "rot@example.com", PASSWORD).await;
-    let old_token = token(&pair, "access_token");
+    let old_token = before
+        .auth()
+        .register_and_login("rot@example.com", PASSWORD)
+        .await
+        .access_token;
 
     // After: the new key signs, the old one only verifies.
     let after = spawn_app_with(&[
@@ -295,19 +240,17 @@ async fn rotated_keys_from_files_keep_old_tokens_valid() {
         ),
     ])
     .await;
-    let jwks: Value = after
-        .get("/.well-known/jwks.json")
-        .await
-        .json()
-        .await
-        .expect("jwks");
+    let jwks = after.auth().jwks().await;
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
     // The user id in the old token is unknown to this fresh database: 404 proves the token
     // itself was accepted (a refused token would be 401).
-    assert_problem(get_me(&after, &old_token).await, 404).await;
+    assert_problem(after.auth().me(&old_token).await, 404).await;
 
-    let fresh = register_and_login(&after, "rot@example.com", PASSWORD).await;
-    let header = jsonwebtoken::decode_header(token(&fresh, "access_token")).expect("header");
+    let fresh = after
+        .auth()
+        .register_and_login("rot@example.com", PASSWORD)
+        .await;
+    let header = jsonwebtoken::decode_header(&fresh.access_token).expect("header");
     assert_eq!(
         Some(header.kid.expect("kid")),
         jwks["keys"][0]["kid"].as_str().map(str::to_owned)
@@ -318,68 +261,49 @@ async fn rotated_keys_from_files_keep_old_tokens_valid() {
 #[tokio::test]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     let app = spawn_app().await;
-    let first = register_and_login(&app, "mallory@example.com", PASSWORD).await;
-    let second: Value = refresh(&app, &token(&first, "refresh_token"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let auth = app.auth();
+    let first = auth
+        .register_and_login("mallory@example.com", PASSWORD)
+        .await;
+    let second = Session::from_response(auth.refresh(&first.refresh_token).await).await;
 
     // Someone replays the spent token: refused, and the family is burnt.
-    assert_problem(refresh(&app, &token(&first, "refresh_token")).await, 401).await;
-    assert_problem(refresh(&app, &token(&second, "refresh_token")).await, 401).await;
+    assert_problem(auth.refresh(&first.refresh_token).await, 401).await;
+    assert_problem(auth.refresh(&second.refresh_token).await, 401).await;
 
     // Other sessions of the same user are untouched.
-    let other = login(&app, "mallory@example.com", PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .expect("json");
-    assert_eq!(
-        refresh(&app, &token(&other, "refresh_token"))
-            .await
-            .status(),
-        200
-    );
+    let other = auth.sign_in("mallory@example.com", PASSWORD).await;
+    assert_eq!(auth.refresh(&other.refresh_token).await.status(), 200);
 }
 
 #[tokio::test]
 async fn changing_the_password_revokes_every_session() {
     let app = spawn_app().await;
-    let laptop = register_and_login(&app, "bob@example.com", PASSWORD).await;
-    let phone = login(&app, "bob@example.com", PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .expect("json");
+    let auth = app.auth();
+    let laptop = auth.register_and_login("bob@example.com", PASSWORD).await;
+    let phone = auth.sign_in("bob@example.com", PASSWORD).await;
 
-    let wrong = app
-        .client
-        .put(app.url("/api/v1/users/me/password"))
-        .bearer_auth(token(&laptop, "access_token"))
-        .json(&json!({"current_password": "not my password at all", "new_password": "a brand new passphrase"}))
-        .send()
-        .await
-        .expect("request");
+    let wrong = auth
+        .change_password(
+            &laptop.access_token,
+            "not my password at all",
+            "a brand new passphrase",
+        )
+        .await;
     let body = assert_problem(wrong, 422).await;
     assert_eq!(body["errors"][0]["field"], "/current_password");
 
-    let changed = app
-        .client
-        .put(app.url("/api/v1/users/me/password"))
-        .bearer_auth(token(&laptop, "access_token"))
-        .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
-        .send()
-        .await
-        .expect("request");
+    let changed = auth
+        .change_password(&laptop.access_token, PASSWORD, "a brand new passphrase")
+        .await;
     assert_eq!(changed.status(), 204);
 
     for session in [&laptop, &phone] {
-        assert_problem(refresh(&app, &token(session, "refresh_token")).await, 401).await;
+        assert_problem(auth.refresh(&session.refresh_token).await, 401).await;
     }
-    assert_problem(login(&app, "bob@example.com", PASSWORD).await, 401).await;
+    assert_problem(auth.login("bob@example.com", PASSWORD).await, 401).await;
     assert_eq!(
-        login(&app, "bob@example.com", "a brand new passphrase")
+        auth.login("bob@example.com", "a brand new passphrase")
             .await
             .status(),
         200
@@ -393,16 +317,17 @@ async fn failed_logins_are_throttled_per_account_then_recover() {
         ("APP__AUTH__THROTTLE__WINDOW", "2s"),
     ])
     .await;
-    register_and_login(&app, "carol@example.com", PASSWORD).await;
+    let auth = app.auth();
+    auth.register_and_login("carol@example.com", PASSWORD).await;
     for _ in 0..3 {
         assert_problem(
-            login(&app, "carol@example.com", "wrong password here").await,
+            auth.login("carol@example.com", "wrong password here").await,
             401,
         )
         .await;
     }
     // Over the limit even the right password waits: otherwise guessing would just go on.
-    let throttled = login(&app, "carol@example.com", PASSWORD).await;
+    let throttled = auth.login("carol@example.com", PASSWORD).await;
     let retry_after: u64 = throttled.headers()["retry-after"]
         .to_str()
         .expect("ascii")
@@ -412,11 +337,11 @@ async fn failed_logins_are_throttled_per_account_then_recover() {
     assert_problem(throttled, 429).await;
 
     // Another account is not affected, and registrations are never throttled.
-    register_and_login(&app, "dave@example.com", PASSWORD).await;
+    auth.register_and_login("dave@example.com", PASSWORD).await;
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
-        login(&app, "carol@example.com", PASSWORD).await.status(),
+        auth.login("carol@example.com", PASSWORD).await.status(),
         200
     );
 }
@@ -424,12 +349,14 @@ async fn failed_logins_are_throttled_per_account_then_recover() {
 #[tokio::test]
 async fn failed_logins_are_throttled_per_client_ip_across_accounts() {
     let app = spawn_app_with(&[("APP__AUTH__THROTTLE__MAX_FAILURES_PER_IP", "4")]).await;
+    let auth = app.auth();
     for n in 0..4 {
         let email = format!("nobody{n}@example.com");
-        assert_problem(login(&app, &email, "wrong password here").await, 401).await;
+        assert_problem(auth.login(&email, "wrong password here").await, 401).await;
     }
     assert_problem(
-        login(&app, "someone-else@example.com", "whatever password").await,
+        auth.login("someone-else@example.com", "whatever password")
+            .await,
         429,
     )
     .await;
@@ -439,7 +366,7 @@ async fn failed_logins_are_throttled_per_client_ip_across_accounts() {
 async fn unknown_emails_cost_a_real_argon2_verification() {
     let app = spawn_app().await;
     let before = keel::auth::password::verifications();
-    assert_problem(login(&app, "nobody@example.com", PASSWORD).await, 401).await;
+    assert_problem(app.auth().login("nobody@example.com", PASSWORD).await, 401).await;
     assert_eq!(keel::auth::password::verifications(), before + 1);
 }
 
@@ -466,7 +393,10 @@ async fn outdated_hashes_are_upgraded_at_login() {
     .await
     .expect("insert");
 
-    assert_eq!(login(&app, "old@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(
+        app.auth().login("old@example.com", PASSWORD).await.status(),
+        200
+    );
     let upgraded: String =
         sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'old@example.com'")
             .fetch_one(&app.db)
@@ -478,50 +408,28 @@ async fn outdated_hashes_are_upgraded_at_login() {
 #[tokio::test]
 async fn create_admin_creates_or_promotes() {
     let app = spawn_app().await;
-    let environment = test_environment(&app.database_url);
     let create_admin = |email: &str, stdin: &str| {
-        let mut child = Command::new(keel_bin())
-            .args(["users", "create-admin", "--email", email])
-            .env_clear()
-            .envs(environment.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run keel");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write password");
-        let output = child.wait_with_output().expect("wait");
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        Keel::command(["users", "create-admin", "--email", email])
+            .test_environment(&app.database_url)
+            .stdin(stdin)
+            .run()
     };
 
-    let (code, stderr) = create_admin("root@example.com", &format!("{PASSWORD}\n"));
+    let KeelOutput { code, stderr, .. } =
+        create_admin("root@example.com", &format!("{PASSWORD}\n"));
     assert_eq!(code, Some(0), "{stderr}");
-    let pair: Value = login(&app, "root@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .expect("json");
-    let me: Value = get_me(&app, &token(&pair, "access_token"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let auth = app.auth();
+    let session = auth.sign_in("root@example.com", PASSWORD).await;
+    let me = assert_json(auth.me(&session.access_token).await, 200).await;
     assert_eq!(me["role"], "admin");
 
-    register_and_login(&app, "member@example.com", PASSWORD).await;
-    let (code, stderr) = create_admin("member@example.com", "");
+    auth.register_and_login("member@example.com", PASSWORD)
+        .await;
+    let KeelOutput { code, stderr, .. } = create_admin("member@example.com", "");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("promoted"), "{stderr}");
 
-    let (code, stderr) = create_admin("weak@example.com", "password\n");
+    let KeelOutput { code, stderr, .. } = create_admin("weak@example.com", "password\n");
     assert_eq!(code, Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("password"), "{stderr}");

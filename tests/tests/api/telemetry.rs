@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use keel_tests::{KeelProcess, TestPostgres, free_port};
+use keel_tests::{Keel, KeelOutput, TestPostgres, free_port};
 use opentelemetry_proto::tonic::{
     collector::{metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest},
     common::v1::any_value::Value as AnyValue,
@@ -77,18 +77,18 @@ async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushe
     let postgres = TestPostgres::start().await;
     let database_url = postgres.create_database().await;
     let collector_url = format!("http://127.0.0.1:{collector_port}");
-    let keel = KeelProcess::start(
-        &database_url,
-        &[
+    let keel = Keel::command(["serve"])
+        .test_environment(&database_url)
+        .envs([
             ("APP__TELEMETRY__OTLP_ENDPOINT", collector_url.as_str()),
             ("APP__TELEMETRY__LOG_FORMAT", "json"),
             ("APP__TELEMETRY__LOG_FILTER", "info"),
             // Long enough that only the shutdown flush can deliver the spans in time.
             ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
             ("OTEL_SERVICE_NAME", "keel-under-test"),
-        ],
-    )
-    .await;
+        ])
+        .start()
+        .await;
     let client = reqwest::Client::new();
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -101,7 +101,11 @@ async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushe
     assert_eq!(response.status(), 200);
 
     keel.sigterm();
-    let (code, stdout, stderr) = keel.wait().await;
+    let KeelOutput {
+        code,
+        stdout,
+        stderr,
+    } = keel.wait().await;
     assert_eq!(code, Some(0), "{stderr}");
 
     let received = received.lock().expect("lock");

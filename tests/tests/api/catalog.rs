@@ -3,51 +3,24 @@
 
 use std::collections::HashSet;
 
-use keel_tests::{TestApp, admin_token, assert_problem, register_and_login, spawn_app};
+use keel_tests::{Keel, KeelOutput, assert_problem, catalog::NewProduct, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn product(sku: &str, name: &str) -> Value {
-    json!({"sku": sku, "name": name, "description": "", "price_cents": 1999, "currency": "EUR", "stock": 10})
-}
-
-async fn create(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/products"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("request")
-}
-
-async fn create_ok(app: &TestApp, token: &str, sku: &str, name: &str) -> Value {
-    let response = create(app, token, &product(sku, name)).await;
-    assert_eq!(
-        response.status(),
-        201,
-        "{}",
-        response.text().await.unwrap_or_default()
-    );
-    response.json().await.expect("product")
-}
-
-async fn page(app: &TestApp, query: &str) -> Value {
-    let response = app.get(&format!("/api/v1/products?{query}")).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("page")
-}
 
 #[tokio::test]
 async fn only_admins_manage_products() {
     let app = spawn_app().await;
-    let member = register_and_login(&app, "member@example.com", "a member passphrase").await;
-    let member = member["access_token"].as_str().expect("token").to_owned();
-    assert_problem(create(&app, &member, &product("SKU-1", "Bolt")).await, 403).await;
+    let (catalog, bolt) = (app.catalog(), NewProduct::new("SKU-1").named("Bolt"));
+    let member = app
+        .auth()
+        .register_and_login("member@example.com", "a member passphrase")
+        .await
+        .access_token;
+    assert_problem(catalog.post(&member, &bolt.json()).await, 403).await;
     assert_problem(
         app.client
             .post(app.url("/api/v1/products"))
-            .json(&product("SKU-1", "Bolt"))
+            .json(&bolt.json())
             .send()
             .await
             .expect("request"),
@@ -55,12 +28,10 @@ async fn only_admins_manage_products() {
     )
     .await;
 
-    let admin = admin_token(&app).await;
-    let created = create(&app, &admin, &product("SKU-1", "Bolt")).await;
-    assert_eq!(created.status(), 201);
-    assert_eq!(created.headers()["etag"], "\"1\"");
-    let body: Value = created.json().await.expect("json");
-    let path = format!("/api/v1/products/{}", body["id"].as_str().expect("id"));
+    let admin = app.auth().admin().await.access_token;
+    let created = catalog.create(&admin, &bolt).await;
+    assert_eq!(created.etag, "\"1\"");
+    let path = created.path();
 
     let delete_as_member = app.send_as(Method::DELETE, &path, &member).await;
     assert_problem(delete_as_member, 403).await;
@@ -72,14 +43,18 @@ async fn only_admins_manage_products() {
 #[tokio::test]
 async fn invalid_and_duplicate_products_are_refused() {
     let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    create_ok(&app, &admin, "DUP-1", "First").await;
-    assert_problem(create(&app, &admin, &product("DUP-1", "Second")).await, 409).await;
+    let catalog = app.catalog();
+    let admin = app.auth().admin().await.access_token;
+    catalog
+        .create(&admin, &NewProduct::new("DUP-1").named("First"))
+        .await;
+    let second = NewProduct::new("DUP-1").named("Second");
+    assert_problem(catalog.post(&admin, &second.json()).await, 409).await;
 
-    let mut bad = product("OK-2", "Fine");
+    let mut bad = NewProduct::new("OK-2").named("Fine").json();
     bad["currency"] = json!("XYZ");
     bad["price_cents"] = json!(0);
-    let body = assert_problem(create(&app, &admin, &bad).await, 422).await;
+    let body = assert_problem(catalog.post(&admin, &bad).await, 422).await;
     let fields: Vec<&str> = body["errors"]
         .as_array()
         .expect("errors")
@@ -88,18 +63,21 @@ async fn invalid_and_duplicate_products_are_refused() {
         .collect();
     assert!(fields.contains(&"/price_cents"), "{body}");
 
-    let mut unknown_currency = product("OK-3", "Fine");
+    let mut unknown_currency = NewProduct::new("OK-3").named("Fine").json();
     unknown_currency["currency"] = json!("XYZ");
-    let body = assert_problem(create(&app, &admin, &unknown_currency).await, 422).await;
+    let body = assert_problem(catalog.post(&admin, &unknown_currency).await, 422).await;
     assert_eq!(body["errors"][0]["field"], "/currency", "{body}");
 }
 
 #[tokio::test]
 async fn etags_give_304s_and_if_match_prevents_lost_updates() {
     let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let created = create_ok(&app, &admin, "ETAG-1", "Washer").await;
-    let path = format!("/api/v1/products/{}", created["id"].as_str().expect("id"));
+    let admin = app.auth().admin().await.access_token;
+    let path = app
+        .catalog()
+        .create(&admin, &NewProduct::new("ETAG-1").named("Washer"))
+        .await
+        .path();
 
     let fetched = app.get(&path).await;
     assert_eq!(fetched.headers()["cache-control"], "public, no-cache");
@@ -107,13 +85,13 @@ async fn etags_give_304s_and_if_match_prevents_lost_updates() {
         .to_str()
         .expect("ascii")
         .to_owned();
-    let revalidated = app
-        .client
-        .get(app.url(&path))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .expect("request");
+    let get_if_none_match = |tag: &str| {
+        app.client
+            .get(app.url(&path))
+            .header("if-none-match", tag)
+            .send()
+    };
+    let revalidated = get_if_none_match(&etag).await.expect("request");
     assert_eq!(revalidated.status(), 304);
 
     let patch = |if_match: Option<&str>, body: Value| {
@@ -157,23 +135,24 @@ async fn etags_give_304s_and_if_match_prevents_lost_updates() {
         412,
     )
     .await;
-    let stale_check = app
-        .client
-        .get(app.url(&path))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .expect("request");
+    let stale_check = get_if_none_match(&etag).await.expect("request");
     assert_eq!(stale_check.status(), 200, "an old ETag must not get 304");
 }
 
 #[tokio::test]
 async fn search_matches_words_and_prefixes() {
     let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    create_ok(&app, &admin, "B-M8", "Steel bolt M8").await;
-    create_ok(&app, &admin, "N-M8", "Steel nut M8").await;
-    create_ok(&app, &admin, "W-10", "Rubber washer").await;
+    let catalog = app.catalog();
+    let admin = app.auth().admin().await.access_token;
+    for (sku, name) in [
+        ("B-M8", "Steel bolt M8"),
+        ("N-M8", "Steel nut M8"),
+        ("W-10", "Rubber washer"),
+    ] {
+        catalog
+            .create(&admin, &NewProduct::new(sku).named(name))
+            .await;
+    }
 
     let names = |page: &Value| -> HashSet<String> {
         page["items"]
@@ -183,38 +162,35 @@ async fn search_matches_words_and_prefixes() {
             .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
             .collect()
     };
-    assert_eq!(names(&page(&app, "q=steel").await).len(), 2);
+    assert_eq!(names(&catalog.page("q=steel").await).len(), 2);
     assert_eq!(
-        names(&page(&app, "q=steel%20bol").await),
+        names(&catalog.page("q=steel%20bol").await),
         HashSet::from(["Steel bolt M8".to_owned()])
     );
     assert_eq!(
-        names(&page(&app, "q=wash").await),
+        names(&catalog.page("q=wash").await),
         HashSet::from(["Rubber washer".to_owned()])
     );
-    assert!(names(&page(&app, "q=titanium").await).is_empty());
+    assert!(names(&catalog.page("q=titanium").await).is_empty());
 }
 
 #[tokio::test]
 async fn pages_never_repeat_a_row_while_rows_are_inserted() {
     let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let catalog = app.catalog();
+    let admin = app.auth().admin().await.access_token;
     for n in 0..25 {
-        create_ok(&app, &admin, &format!("P-{n:03}"), &format!("Part {n}")).await;
+        let part = NewProduct::new(&format!("P-{n:03}")).named(&format!("Part {n}"));
+        catalog.create(&admin, &part).await;
     }
     let mut seen = HashSet::new();
     let mut query = "limit=7".to_owned();
     let mut pages = 0;
     loop {
-        let current = page(&app, &query).await;
+        let current = catalog.page(&query).await;
         // Someone adds products between every two page requests.
-        create_ok(
-            &app,
-            &admin,
-            &format!("NEW-{pages:03}"),
-            "Inserted meanwhile",
-        )
-        .await;
+        let meanwhile = NewProduct::new(&format!("NEW-{pages:03}")).named("Inserted meanwhile");
+        catalog.create(&admin, &meanwhile).await;
         for item in current["items"].as_array().expect("items") {
             let id = item["id"].as_str().expect("id").to_owned();
             assert!(seen.insert(id), "row seen twice");
@@ -235,9 +211,10 @@ async fn pages_never_repeat_a_row_while_rows_are_inserted() {
 #[tokio::test]
 async fn keel_seed_loads_the_demo_catalog_once() {
     let app = spawn_app().await;
-    let environment = keel_tests::test_environment(&app.database_url);
     for _ in 0..2 {
-        let (code, _, stderr) = keel_tests::run_keel(&["seed"], &environment);
+        let KeelOutput { code, stderr, .. } = Keel::command(["seed"])
+            .test_environment(&app.database_url)
+            .run();
         assert_eq!(code, Some(0), "{stderr}");
     }
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
@@ -245,6 +222,6 @@ async fn keel_seed_loads_the_demo_catalog_once() {
         .await
         .expect("count");
     assert_eq!(count, 60);
-    let found = page(&app, "q=stainless%20hex%20bolt").await;
+    let found = app.catalog().page("q=stainless%20hex%20bolt").await;
     assert_eq!(found["items"].as_array().map(Vec::len), Some(3), "{found}");
 }

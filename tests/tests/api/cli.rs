@@ -1,18 +1,13 @@
 //! The `keel` command line: one clear line for bad input, a non-zero exit, nothing half-done.
 
-use keel_tests::{config_dir, free_port, run_keel};
+use keel_tests::{Keel, KeelOutput, config_dir, free_port};
 
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut all = vec![(
-        "APP_CONFIG_DIR".to_owned(),
-        config_dir().display().to_string(),
-    )];
-    all.extend(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    all
+/// `keel <args>` with the committed configuration and these settings, nothing else.
+fn run_keel(args: &[&str], settings: &[(&str, &str)]) -> KeelOutput {
+    Keel::command(args)
+        .env("APP_CONFIG_DIR", config_dir())
+        .envs(settings.iter().copied())
+        .run()
 }
 
 fn assert_one_line_naming(stderr: &str, needle: &str) {
@@ -23,25 +18,25 @@ fn assert_one_line_naming(stderr: &str, needle: &str) {
 
 #[test]
 fn malformed_config_names_the_environment_variable() {
-    let (code, _, stderr) = run_keel(&["serve"], &env(&[("APP__SERVER__PORT", "http")]));
+    let KeelOutput { code, stderr, .. } = run_keel(&["serve"], &[("APP__SERVER__PORT", "http")]);
     assert_eq!(code, Some(1));
     assert_one_line_naming(&stderr, "APP__SERVER__PORT");
 }
 
 #[test]
 fn production_without_a_database_url_refuses_to_start() {
-    let (code, _, stderr) = run_keel(&["serve"], &env(&[("APP_ENV", "production")]));
+    let KeelOutput { code, stderr, .. } = run_keel(&["serve"], &[("APP_ENV", "production")]);
     assert_eq!(code, Some(1));
     assert_one_line_naming(&stderr, "APP__DATABASE__URL");
 }
 
 #[test]
 fn unknown_arguments_get_one_line() {
-    let (code, _, stderr) = run_keel(&["serve", "--port", "1"], &env(&[]));
+    let KeelOutput { code, stderr, .. } = run_keel(&["serve", "--port", "1"], &[]);
     assert_eq!(code, Some(2));
     assert_one_line_naming(&stderr, "--port");
 
-    let (code, _, stderr) = run_keel(&["frobnicate"], &env(&[]));
+    let KeelOutput { code, stderr, .. } = run_keel(&["frobnicate"], &[]);
     assert_eq!(code, Some(2));
     assert_one_line_naming(&stderr, "frobnicate");
 }
@@ -59,7 +54,7 @@ fn every_command_has_help() {
     ];
     for command in commands {
         let args = [command, &["--help"]].concat();
-        let (code, stdout, _) = run_keel(&args, &env(&[]));
+        let KeelOutput { code, stdout, .. } = run_keel(&args, &[]);
         assert_eq!(code, Some(0), "{command:?} --help");
         assert!(
             stdout.contains("Usage: keel"),
@@ -70,7 +65,7 @@ fn every_command_has_help() {
 
 #[test]
 fn create_admin_requires_an_email() {
-    let (code, _, stderr) = run_keel(&["users", "create-admin"], &env(&[]));
+    let KeelOutput { code, stderr, .. } = run_keel(&["users", "create-admin"], &[]);
     assert_eq!(code, Some(2));
     assert_one_line_naming(&stderr, "--email");
 }
@@ -78,9 +73,9 @@ fn create_admin_requires_an_email() {
 #[test]
 fn healthcheck_fails_when_nothing_listens() {
     let port = free_port().to_string();
-    let (code, _, stderr) = run_keel(
+    let KeelOutput { code, stderr, .. } = run_keel(
         &["healthcheck", "--timeout", "1s"],
-        &env(&[("APP__SERVER__PORT", &port)]),
+        &[("APP__SERVER__PORT", &port)],
     );
     assert_eq!(code, Some(1));
     assert_one_line_naming(&stderr, &port);

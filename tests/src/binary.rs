@@ -1,0 +1,186 @@
+//! The `keel` binary as an operator runs it, for what only a real process shows: exit codes,
+//! what it writes to stdout and stderr, what it reads from stdin, signals.
+
+use std::{
+    ffi::OsString,
+    io::Write as _,
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{free_port, test_environment};
+
+/// One `keel` invocation: its arguments, exactly the environment given (plus `PATH`), and what
+/// it reads on stdin (nothing unless [`Keel::stdin`] says).
+///
+/// ```ignore
+/// let migrated = Keel::command(["migrate"]).test_environment(&app.database_url).run();
+/// let server = Keel::command(["serve"]).test_environment(&database_url).start().await;
+/// ```
+pub struct Keel {
+    args: Vec<OsString>,
+    environment: Vec<(OsString, OsString)>,
+    stdin: Option<String>,
+}
+
+impl Keel {
+    pub fn command<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Self {
+            args: args.into_iter().map(Into::into).collect(),
+            environment: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.environment.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn envs<K, V>(mut self, pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        self.environment
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// The environment a test server gets ([`test_environment`]), on that database.
+    pub fn test_environment(self, database_url: &str) -> Self {
+        self.envs(test_environment(database_url))
+    }
+
+    /// Text the process reads on stdin, e.g. a password typed at a prompt.
+    pub fn stdin(mut self, input: &str) -> Self {
+        self.stdin = Some(input.to_owned());
+        self
+    }
+
+    /// Runs the command to completion.
+    pub fn run(mut self) -> KeelOutput {
+        let input = self.stdin.take();
+        let mut child = self
+            .spawn(Stdio::piped(), input.is_some())
+            .expect("run keel");
+        if let Some(input) = input {
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(input.as_bytes())
+                .expect("write keel's stdin");
+        }
+        child.wait_with_output().expect("wait for keel").into()
+    }
+
+    /// Starts a long-running command (`serve`) on a free port and waits until it answers
+    /// `/health/live`.
+    pub async fn start(self) -> KeelProcess {
+        let port = free_port();
+        let child = self
+            .env("APP__SERVER__PORT", port.to_string())
+            .spawn(Stdio::piped(), false)
+            .expect("start keel");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "keel never answered on {base}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        KeelProcess { child, base }
+    }
+
+    fn spawn(self, output: Stdio, piped_stdin: bool) -> std::io::Result<Child> {
+        Command::new(keel_bin())
+            .args(self.args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.environment)
+            .stdin(if piped_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(output)
+            .stderr(Stdio::piped())
+            .spawn()
+    }
+}
+
+/// How a `keel` process ended.
+#[derive(Debug)]
+pub struct KeelOutput {
+    /// `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for KeelOutput {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A `keel` process started by [`Keel::start`], still running.
+pub struct KeelProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+}
+
+impl KeelProcess {
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(self) -> KeelOutput {
+        tokio::task::spawn_blocking(move || self.child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("wait for keel")
+            .into()
+    }
+}
+
+/// The `keel` binary. `make test` builds it first; `KEEL_BIN` points elsewhere.
+fn keel_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("KEEL_BIN") {
+        return PathBuf::from(path);
+    }
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("keel"))
+        .expect("target directory layout");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p keel` first (make test does)",
+        bin.display()
+    );
+    bin
+}

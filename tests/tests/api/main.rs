@@ -1,0 +1,14 @@
+//! The black-box tests, one module per feature, in one binary so they link once. nextest still
+//! runs every test in a process of its own, which the harness relies on: one PostgreSQL and one
+//! server per test.
+
+mod auth;
+mod catalog;
+mod cli;
+mod health;
+mod openapi;
+mod orders;
+mod problems;
+mod reports;
+mod resilience;
+mod telemetry;
