@@ -26,7 +26,7 @@ FEATURES=(catalog orders reports)
 for feature in "${FEATURES[@]}"; do
 	rm -rf "app/src/features/$feature" "tests/tests/$feature.rs" "tests/tests/api/$feature.rs" \
 		"tests/src/$feature.rs"
-	rm -f app/migrations/*_"$feature".sql
+	rm -f app/migrations/*_"$feature".sql app/migrations/*_"$feature"_*.sql
 	# Its `pub mod` line and its entry in register!(..), e.g. `    catalog::Catalog,`.
 	sed -i -E "/^pub mod $feature;$/d; /^    $feature::[A-Za-z]+,$/d" app/src/features/mod.rs
 	# Its line in the README's layout (inside a code block, where markers would show).

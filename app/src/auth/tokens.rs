@@ -22,9 +22,10 @@ use uuid::Uuid;
 use crate::config::{AuthSettings, Environment};
 
 /// A user's role, carried in the access token.
-/// One spelling everywhere: the JSON of tokens and responses, the OpenAPI enum, and the `text`
-/// column (`CHECK (role IN ('member', 'admin'))`), which decodes with no fallback: a value the
-/// enum does not know is an error, never a silent `Member`.
+// One spelling everywhere: the JSON of tokens and responses, the OpenAPI enum, and the `text`
+// column (`CHECK (role IN ('member', 'admin'))`), which decodes with no fallback: a value the
+// enum does not know is an error, never a silent `Member`. (Not a doc comment: poem-openapi
+// would publish it as the schema's description.)
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum, sqlx::Type,
 )]

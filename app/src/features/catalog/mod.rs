@@ -6,6 +6,7 @@ mod api;
 mod model;
 mod repo;
 mod seed;
+pub mod stock;
 
 pub use api::CatalogApi;
 

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{
     model::{NewOrder, Order, OrderPage, OrderStatus},
-    repo::{self, KeyState},
+    plan::PlaceError,
+    repo::{self, KeyState, OrderError},
 };
 use crate::{
     auth::{BearerAuth, Role},
@@ -60,6 +61,39 @@ pub const LINKS: &[Link] = &[
 
 pub struct OrdersApi {
     pub db: PgPool,
+}
+
+/// The HTTP face of the order rules: which status, which field. Only this module knows that a
+/// line is `/items/{index}` in the request body.
+impl From<OrderError> for ApiError {
+    fn from(err: OrderError) -> Self {
+        match err {
+            OrderError::Rejected(PlaceError::UnknownProducts(indices)) => Self::Validation(
+                indices
+                    .into_iter()
+                    .map(|index| {
+                        FieldError::new(format!("/items/{index}/product_id"), "no such product")
+                    })
+                    .collect(),
+            ),
+            OrderError::Rejected(err @ PlaceError::QuantityTooLarge { index, .. }) => {
+                Self::Validation(vec![FieldError::new(
+                    format!("/items/{index}/quantity"),
+                    err.to_string(),
+                )])
+            }
+            OrderError::Rejected(
+                err @ (PlaceError::NoLines | PlaceError::MixedCurrency | PlaceError::TotalTooLarge),
+            ) => Self::Validation(vec![FieldError::new("/items", err.to_string())]),
+            OrderError::Rejected(err @ PlaceError::OutOfStock { .. }) => {
+                Self::Conflict(err.to_string())
+            }
+            OrderError::NotPlaced(status) => Self::Conflict(format!(
+                "The order is {status}; only placed orders can change."
+            )),
+            OrderError::Database(err) => err.into(),
+        }
+    }
 }
 
 /// The orders a caller may act on: their own, or any for an admin.
@@ -162,10 +196,8 @@ impl OrdersApi {
         operation_id = "cancelOrder"
     )]
     async fn cancel(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
-        let order = repo::transition(&self.db, id.0, viewer(&auth), OrderStatus::Cancelled)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        Ok(Json(order))
+        self.transition(id.0, viewer(&auth), OrderStatus::Cancelled)
+            .await
     }
 
     /// Mark a placed order fulfilled (admin).
@@ -176,7 +208,23 @@ impl OrdersApi {
     )]
     async fn fulfil(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
         auth.require_admin()?;
-        let order = repo::transition(&self.db, id.0, None, OrderStatus::Fulfilled)
+        self.transition(id.0, None, OrderStatus::Fulfilled).await
+    }
+}
+
+impl OrdersApi {
+    async fn transition(
+        &self,
+        id: Uuid,
+        viewer: Option<Uuid>,
+        to: OrderStatus,
+    ) -> Result<Json<Order>, ApiError> {
+        let mut tx = self.db.begin().await?;
+        repo::transition(&mut tx, id, viewer, to)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        tx.commit().await?;
+        let order = repo::find(&self.db, id, None)
             .await?
             .ok_or(ApiError::NotFound)?;
         Ok(Json(order))

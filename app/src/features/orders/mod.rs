@@ -4,6 +4,7 @@
 
 mod api;
 mod model;
+mod plan;
 mod repo;
 
 pub use api::OrdersApi;

@@ -4,8 +4,8 @@ use poem_openapi::{Enum, Object};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// One spelling for the API and the `text` column (`CHECK (status IN (...))`), which decodes
-/// with no fallback: an unknown value is an error, never a silent `Placed`.
+// One spelling for the API and the `text` column (`CHECK (status IN (...))`), which decodes
+// with no fallback: an unknown value is an error, never a silent `Placed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type)]
 #[oai(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]

@@ -1,13 +1,18 @@
-//! SQL for orders: stock reservation, status changes, idempotency records.
+//! SQL for orders: placing (stock through catalog's `stock` module), status changes,
+//! idempotency records. Functions that must run inside a transaction take the caller's
+//! `&mut PgConnection`; the handler opens and commits it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::{Order, OrderLine, OrderStatus};
-use crate::error::{ApiError, FieldError};
+use super::{
+    model::{Order, OrderLine, OrderStatus},
+    plan::{self, PlaceError},
+};
+use crate::features::catalog::stock;
 
 struct OrderRow {
     id: Uuid,
@@ -26,82 +31,29 @@ struct LineRow {
     unit_price_cents: i64,
 }
 
-/// Places an order inside `tx`: all lines or none.
-///
-/// The product rows are locked with `FOR UPDATE` in id order. Every order locks in that same
-/// order, so two orders naming the same products in different orders queue behind each other
-/// instead of deadlocking; and with the rows locked, the stock checked is the stock written.
-/// The `stock >= 0` CHECK is the last line of defence, not the mechanism.
+/// Why placing or changing an order failed: a rule of the order, or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error(transparent)]
+    Rejected(#[from] PlaceError),
+    /// Only placed orders can be cancelled or fulfilled.
+    #[error("the order is {0}; only placed orders can change")]
+    NotPlaced(OrderStatus),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Places an order inside `tx`, the caller's transaction: all lines or none. Lock the products
+/// (catalog, in id order) → [`plan::plan`] the order against the locked rows → take the stock
+/// (catalog) and write the order and its lines.
 pub async fn place(
     tx: &mut PgConnection,
     user_id: Uuid,
     requested: &[(Uuid, i32)],
-) -> Result<Order, ApiError> {
-    // Lines naming one product are added together; BTreeMap keeps them in lock order.
-    let mut quantities: BTreeMap<Uuid, i64> = BTreeMap::new();
-    for (product_id, quantity) in requested {
-        *quantities.entry(*product_id).or_default() += i64::from(*quantity);
-    }
-    let ids: Vec<Uuid> = quantities.keys().copied().collect();
-    let products = sqlx::query!(
-        r#"SELECT id, sku, name, price_cents, currency, stock
-           FROM products WHERE id = ANY($1)
-           ORDER BY id
-           FOR UPDATE"#,
-        &ids,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let by_id: HashMap<Uuid, _> = products.iter().map(|p| (p.id, p)).collect();
-
-    let missing: Vec<FieldError> = requested
-        .iter()
-        .enumerate()
-        .filter(|(_, (id, _))| !by_id.contains_key(id))
-        .map(|(index, _)| FieldError::new(format!("/items/{index}/product_id"), "no such product"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::Validation(missing));
-    }
-    let currency = products[0].currency.clone();
-    if products.iter().any(|p| p.currency != currency) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "/items",
-            "all products of one order must share a currency",
-        )]));
-    }
-
-    let mut total: i64 = 0;
-    let mut quantity_column = Vec::with_capacity(ids.len());
-    for (id, quantity) in &quantities {
-        let product = by_id[id];
-        if i64::from(product.stock) < *quantity {
-            return Err(ApiError::Conflict(format!(
-                "Insufficient stock for product {} ({}): {} requested, {} available.",
-                product.id, product.sku, quantity, product.stock
-            )));
-        }
-        let line_total = product.price_cents.checked_mul(*quantity);
-        total = line_total
-            .and_then(|line| total.checked_add(line))
-            .ok_or_else(|| {
-                ApiError::Validation(vec![FieldError::new(
-                    "/items",
-                    "the order total is too large",
-                )])
-            })?;
-        quantity_column.push(i32::try_from(*quantity).unwrap_or(i32::MAX));
-    }
-
-    sqlx::query!(
-        r#"UPDATE products SET stock = products.stock - x.quantity, version = products.version + 1
-           FROM unnest($1::uuid[], $2::integer[]) AS x(id, quantity)
-           WHERE products.id = x.id"#,
-        &ids,
-        &quantity_column,
-    )
-    .execute(&mut *tx)
-    .await?;
+) -> Result<Order, OrderError> {
+    let locked = stock::lock(tx, &plan::products_to_lock(requested)).await?;
+    let plan = plan::plan(requested, &locked)?;
+    stock::take(tx, &plan.quantities()).await?;
 
     let order_id = Uuid::now_v7();
     let created_at = sqlx::query_scalar!(
@@ -109,24 +61,22 @@ pub async fn place(
            RETURNING created_at"#,
         order_id,
         user_id,
-        currency,
-        total,
+        plan.currency,
+        plan.total_cents,
     )
     .fetch_one(&mut *tx)
     .await?;
 
-    let lines: Vec<OrderLine> = ids
-        .iter()
-        .zip(&quantity_column)
-        .map(|(id, quantity)| {
-            let product = by_id[id];
-            OrderLine {
-                product_id: Some(*id),
-                sku: product.sku.clone(),
-                name: product.name.clone(),
-                quantity: *quantity,
-                unit_price_cents: product.price_cents,
-            }
+    let ids: Vec<Uuid> = plan.lines.iter().map(|line| line.product_id).collect();
+    let lines: Vec<OrderLine> = plan
+        .lines
+        .into_iter()
+        .map(|line| OrderLine {
+            product_id: Some(line.product_id),
+            sku: line.sku,
+            name: line.name,
+            quantity: line.quantity,
+            unit_price_cents: line.unit_price_cents,
         })
         .collect();
     let line_numbers: Vec<i32> = (1..).take(lines.len()).collect();
@@ -139,7 +89,7 @@ pub async fn place(
         &ids,
         &lines.iter().map(|l| l.sku.clone()).collect::<Vec<_>>(),
         &lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
-        &quantity_column,
+        &lines.iter().map(|l| l.quantity).collect::<Vec<_>>(),
         &lines.iter().map(|l| l.unit_price_cents).collect::<Vec<_>>(),
     )
     .execute(&mut *tx)
@@ -148,8 +98,8 @@ pub async fn place(
     Ok(Order {
         id: order_id,
         status: OrderStatus::Placed,
-        currency,
-        total_cents: total,
+        currency: plan.currency,
+        total_cents: plan.total_cents,
         items: lines,
         created_at,
     })
@@ -229,15 +179,14 @@ pub async fn page(
     load(db, rows).await
 }
 
-/// Moves a placed order to `cancelled` (restocking it) or `fulfilled`, in one transaction.
-/// Restocking locks products in id order, like placing does.
+/// Moves a placed order to `cancelled` (putting its stock back) or `fulfilled`, inside `tx`,
+/// the caller's transaction. `None` when there is no such order that `viewer` may change.
 pub async fn transition(
-    db: &PgPool,
+    tx: &mut PgConnection,
     id: Uuid,
     viewer: Option<Uuid>,
     to: OrderStatus,
-) -> Result<Option<Order>, ApiError> {
-    let mut tx = db.begin().await?;
+) -> Result<Option<()>, OrderError> {
     let status = sqlx::query_scalar!(
         r#"SELECT status AS "status: OrderStatus" FROM orders
            WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) FOR UPDATE"#,
@@ -250,25 +199,22 @@ pub async fn transition(
         return Ok(None);
     };
     if status != OrderStatus::Placed {
-        return Err(ApiError::Conflict(format!(
-            "The order is {status}; only placed orders can change."
-        )));
+        return Err(OrderError::NotPlaced(status));
     }
     if to == OrderStatus::Cancelled {
-        sqlx::query!(
-            r#"SELECT p.id FROM products p JOIN order_lines l ON l.product_id = p.id
-               WHERE l.order_id = $1 ORDER BY p.id FOR UPDATE OF p"#,
+        let lines = sqlx::query!(
+            r#"SELECT product_id AS "product_id!", quantity FROM order_lines
+               WHERE order_id = $1 AND product_id IS NOT NULL ORDER BY product_id"#,
             id
         )
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query!(
-            r#"UPDATE products SET stock = products.stock + l.quantity, version = products.version + 1
-               FROM order_lines l WHERE l.order_id = $1 AND l.product_id = products.id"#,
-            id
-        )
-        .execute(&mut *tx)
-        .await?;
+        let quantities: Vec<(Uuid, i32)> =
+            lines.iter().map(|l| (l.product_id, l.quantity)).collect();
+        // Locked in id order, like placing, so a cancel and an order never deadlock.
+        let ids: Vec<Uuid> = quantities.iter().map(|(id, _)| *id).collect();
+        stock::lock(tx, &ids).await?;
+        stock::put_back(tx, &quantities).await?;
     }
     sqlx::query!(
         "UPDATE orders SET status = $2 WHERE id = $1",
@@ -277,8 +223,7 @@ pub async fn transition(
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    Ok(find(db, id, None).await?)
+    Ok(Some(()))
 }
 
 /// What an Idempotency-Key already stands for.

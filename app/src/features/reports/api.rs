@@ -79,11 +79,11 @@ impl ReportsApi {
         let days = sqlx::query_as!(
             DailySales,
             r#"SELECT (created_at AT TIME ZONE 'UTC')::date AS "date!",
-                      currency,
+                      currency AS "currency!",
                       count(*) AS "orders!",
                       sum(total_cents)::bigint AS "revenue_cents!"
-               FROM orders
-               WHERE status <> 'cancelled' AND created_at >= $1 AND created_at < $2
+               FROM sales
+               WHERE created_at >= $1 AND created_at < $2
                GROUP BY 1, 2
                ORDER BY 1, 2"#,
             start,
@@ -94,16 +94,15 @@ impl ReportsApi {
 
         let top_products = sqlx::query_as!(
             ProductSales,
-            r#"SELECT l.product_id,
-                      l.sku,
-                      max(l.name) AS "name!",
-                      sum(l.quantity)::bigint AS "units!",
-                      sum(l.quantity * l.unit_price_cents)::bigint AS "revenue_cents!"
-               FROM orders o
-               JOIN order_lines l ON l.order_id = o.id
-               WHERE o.status <> 'cancelled' AND o.created_at >= $1 AND o.created_at < $2
-               GROUP BY l.product_id, l.sku
-               ORDER BY 4 DESC, l.sku
+            r#"SELECT product_id,
+                      sku AS "sku!",
+                      max(name) AS "name!",
+                      sum(quantity)::bigint AS "units!",
+                      sum(revenue_cents)::bigint AS "revenue_cents!"
+               FROM sale_lines
+               WHERE created_at >= $1 AND created_at < $2
+               GROUP BY product_id, sku
+               ORDER BY 4 DESC, sku
                LIMIT 10"#,
             start,
             end,

@@ -1,4 +1,5 @@
-//! The example sales report: aggregation in SQL over an index made for it.
+//! The example sales report: aggregation in SQL over an index made for it. It reads the
+//! `sales` and `sale_lines` views, the read model the orders feature owns, not its tables.
 
 mod api;
 
