@@ -189,6 +189,31 @@ async fn invalid_orders_name_what_is_wrong() {
     assert_problem(orders.post(&buyer, &[], None).await, 422).await;
 }
 
+/// Lines naming one product merge; over 1000 units in total used to reach the table's CHECK
+/// constraint and answer 500. It is a 422 naming the first such line, and nothing is reserved.
+#[tokio::test]
+async fn lines_of_one_product_are_bounded_together() {
+    let app = spawn_app_with(POOL).await;
+    let admin = app.auth().admin().await.access_token;
+    let bolts = new_product(&app, &admin, "MERGED-1", 5_000).await;
+    let buyer = user_token(&app, "bulk@example.com").await;
+
+    let response = app
+        .orders()
+        .post(&buyer, &[(&bolts, 600), (&bolts, 600)], None)
+        .await;
+    let body = assert_problem(response, 422).await;
+    assert_eq!(body["errors"][0]["field"], "/items/0/quantity", "{body}");
+    assert_eq!(app.catalog().stock(&bolts).await, 5_000);
+
+    let order = app
+        .orders()
+        .place(&buyer, &[(&bolts, 500), (&bolts, 500)])
+        .await;
+    assert_eq!(order.body["items"][0]["quantity"], 1000);
+    assert_eq!(app.catalog().stock(&bolts).await, 4_000);
+}
+
 async fn futures_join<T: Send + 'static>(
     tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
 ) -> Vec<T> {
