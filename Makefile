@@ -46,6 +46,7 @@ test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx dat
 	$(MAKE) image-test
 	$(MAKE) helm-check
 	$(MAKE) infra-check
+	$(MAKE) remove-example-test
 
 lint: ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint + checkov on the Dockerfile
 	cargo fmt --all -- --check

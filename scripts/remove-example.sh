@@ -46,6 +46,8 @@ done
 left="$(git ls-files -z | xargs -0 grep -l 'example-domain:end' 2>/dev/null | grep -v '^scripts/remove-example.sh$' || true)"
 [ -z "$left" ] || die "unbalanced example-domain markers in: $left"
 
+# The edits above can leave a shorter list (`register!(accounts::Accounts,)`) to re-wrap.
+cargo fmt --all
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keel/target}"
 make build
 make openapi
