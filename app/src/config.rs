@@ -216,14 +216,6 @@ impl ConfigError {
             reason: reason.into(),
         }
     }
-
-    /// The config path of the offending key, e.g. `server.port`.
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            Self::Invalid { key, .. } => Some(key),
-            Self::File { .. } => None,
-        }
-    }
 }
 
 /// `server.port` -> `APP__SERVER__PORT`; list indices (`origins[2]`) name the whole list.

@@ -83,22 +83,23 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }))
 }
 
-/// Turns a violated constraint into the API error it means, at the call site that knows:
-/// `insert_user(..).await.on_constraint("users_email_key", || ApiError::Conflict(..))`.
+/// Turns a violated constraint into the domain error it means, at the call site that knows:
+/// `insert(..).await.on_constraint("users_email_key", || InsertUserError::EmailTaken)`. Any
+/// other database error converts into the same error type through its `From<sqlx::Error>`.
 pub trait ConstraintExt<T> {
-    fn on_constraint(
+    fn on_constraint<E: From<sqlx::Error>>(
         self,
         name: &str,
-        error: impl FnOnce() -> crate::error::ApiError,
-    ) -> Result<T, crate::error::ApiError>;
+        error: impl FnOnce() -> E,
+    ) -> Result<T, E>;
 }
 
 impl<T> ConstraintExt<T> for Result<T, sqlx::Error> {
-    fn on_constraint(
+    fn on_constraint<E: From<sqlx::Error>>(
         self,
         name: &str,
-        error: impl FnOnce() -> crate::error::ApiError,
-    ) -> Result<T, crate::error::ApiError> {
+        error: impl FnOnce() -> E,
+    ) -> Result<T, E> {
         self.map_err(|err| match &err {
             sqlx::Error::Database(db) if db.constraint() == Some(name) => error(),
             _ => err.into(),

@@ -43,6 +43,28 @@ enum NoContent {
     Done,
 }
 
+/// The account as the API shows it: no password hash.
+fn view(user: &repo::UserRow) -> User {
+    User {
+        id: user.id,
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role,
+        created_at: user.created_at,
+    }
+}
+
+impl From<repo::InsertUserError> for ApiError {
+    fn from(err: repo::InsertUserError) -> Self {
+        match err {
+            repo::InsertUserError::EmailTaken => {
+                Self::Conflict("An account with this email already exists.".into())
+            }
+            repo::InsertUserError::Database(err) => err.into(),
+        }
+    }
+}
+
 pub struct AccountsApi {
     pub db: PgPool,
     pub passwords: Passwords,
@@ -124,7 +146,7 @@ impl AccountsApi {
         )
         .await?;
         tracing::info!(user = %user.id, "account registered");
-        Ok(Registered::Created(Json(user.view())))
+        Ok(Registered::Created(Json(view(&user))))
     }
 
     /// Exchange email and password for an access token and a refresh token.
@@ -227,7 +249,7 @@ impl AccountsApi {
         let user = repo::find_by_id(&self.db, auth.0.sub)
             .await?
             .ok_or(ApiError::NotFound)?;
-        Ok(Json(user.view()))
+        Ok(Json(view(&user)))
     }
 
     /// Change the password. Every session of the user is revoked: log in again everywhere.

@@ -4,9 +4,10 @@
 mod api;
 mod model;
 mod repo;
+mod service;
 
 pub use api::{AccountsApi, KeysApi};
-pub use repo::{AdminOutcome, create_or_promote_admin};
+pub use service::{AdminOutcome, create_or_promote_admin};
 
 use crate::{features::Feature, server::AppState};
 

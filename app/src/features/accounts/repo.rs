@@ -7,12 +7,16 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::User;
-use crate::{
-    auth::{Passwords, Role},
-    db::ConstraintExt as _,
-    error::ApiError,
-};
+use crate::{auth::Role, db::ConstraintExt as _};
+
+/// Why an account could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
 pub struct UserRow {
     pub id: Uuid,
@@ -23,25 +27,13 @@ pub struct UserRow {
     pub created_at: OffsetDateTime,
 }
 
-impl UserRow {
-    pub fn view(&self) -> User {
-        User {
-            id: self.id,
-            email: self.email.clone(),
-            display_name: self.display_name.clone(),
-            role: self.role,
-            created_at: self.created_at,
-        }
-    }
-}
-
 pub async fn insert_user(
     db: &PgPool,
     email: &str,
     display_name: &str,
     role: Role,
     password_hash: &str,
-) -> Result<UserRow, ApiError> {
+) -> Result<UserRow, InsertUserError> {
     sqlx::query_as!(
         UserRow,
         r#"INSERT INTO users (id, email, display_name, role, password_hash)
@@ -55,9 +47,7 @@ pub async fn insert_user(
     )
     .fetch_one(db)
     .await
-    .on_constraint("users_email_key", || {
-        ApiError::Conflict("An account with this email already exists.".into())
-    })
+    .on_constraint("users_email_key", || InsertUserError::EmailTaken)
 }
 
 pub async fn find_by_email(db: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
@@ -244,46 +234,9 @@ pub async fn revoke_all_sessions(db: &PgPool, user_id: Uuid) -> Result<u64, sqlx
     Ok(revoked.rows_affected())
 }
 
-/// What `keel users create-admin` did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum AdminOutcome {
-    Created,
-    Promoted,
-    AlreadyAdmin,
-}
-
-/// Promotes an existing account, or creates one with the password `read_password` supplies
-/// (called only when needed, so promoting never asks for a password it would not use).
-pub async fn create_or_promote_admin(
-    db: &PgPool,
-    passwords: &Passwords,
-    email: &str,
-    display_name: &str,
-    read_password: impl FnOnce() -> anyhow::Result<String>,
-) -> anyhow::Result<AdminOutcome> {
-    anyhow::ensure!(
-        super::model::looks_like_email(email),
-        "--email {email:?} is not an email address"
-    );
-    if let Some(user) = find_by_email(db, email).await? {
-        if user.role == Role::Admin {
-            return Ok(AdminOutcome::AlreadyAdmin);
-        }
-        sqlx::query!(
-            "UPDATE users SET role = $2 WHERE id = $1",
-            user.id,
-            Role::Admin as Role
-        )
+pub async fn set_role(db: &PgPool, id: Uuid, role: Role) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE users SET role = $2 WHERE id = $1", id, role as Role)
         .execute(db)
         .await?;
-        return Ok(AdminOutcome::Promoted);
-    }
-    let password = read_password()?;
-    crate::auth::password::check_policy(&password, "password")
-        .map_err(|err| anyhow::anyhow!("the password {}", err.message))?;
-    let hash = passwords.hash(password.into()).await?;
-    insert_user(db, email, display_name, Role::Admin, &hash)
-        .await
-        .map_err(|err| anyhow::anyhow!("{}", err.to_problem(None).detail))?;
-    Ok(AdminOutcome::Created)
+    Ok(())
 }

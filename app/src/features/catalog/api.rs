@@ -87,6 +87,17 @@ pub const LINKS: &[Link] = &[
     },
 ];
 
+impl From<repo::ProductError> for ApiError {
+    fn from(err: repo::ProductError) -> Self {
+        match err {
+            repo::ProductError::DuplicateSku => {
+                Self::Conflict("A product with this sku already exists.".into())
+            }
+            repo::ProductError::Database(err) => err.into(),
+        }
+    }
+}
+
 pub struct CatalogApi {
     pub db: PgPool,
 }

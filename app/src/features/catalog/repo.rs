@@ -4,13 +4,18 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::model::{NewProduct, Product, ProductPatch};
-use crate::{db::ConstraintExt as _, error::ApiError};
+use crate::db::ConstraintExt as _;
 
-fn duplicate_sku() -> ApiError {
-    ApiError::Conflict("A product with this sku already exists.".into())
+/// Why a product could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductError {
+    #[error("a product with this sku already exists")]
+    DuplicateSku,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
-pub async fn insert(db: &PgPool, new: &NewProduct) -> Result<Product, ApiError> {
+pub async fn insert(db: &PgPool, new: &NewProduct) -> Result<Product, ProductError> {
     sqlx::query_as!(
         Product,
         r#"INSERT INTO products (id, sku, name, description, price_cents, currency, stock)
@@ -27,7 +32,7 @@ pub async fn insert(db: &PgPool, new: &NewProduct) -> Result<Product, ApiError> 
     )
     .fetch_one(db)
     .await
-    .on_constraint("products_sku_key", duplicate_sku)
+    .on_constraint("products_sku_key", || ProductError::DuplicateSku)
 }
 
 pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
@@ -81,7 +86,7 @@ pub async fn update(
     id: Uuid,
     expected_version: Option<i32>,
     patch: &ProductPatch,
-) -> Result<Update, ApiError> {
+) -> Result<Update, ProductError> {
     let updated = sqlx::query_as!(
         Product,
         r#"UPDATE products SET
@@ -106,7 +111,7 @@ pub async fn update(
     )
     .fetch_optional(db)
     .await
-    .on_constraint("products_sku_key", duplicate_sku)?;
+    .on_constraint("products_sku_key", || ProductError::DuplicateSku)?;
     if let Some(product) = updated {
         return Ok(Update::Updated(product));
     }
