@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod features;
 pub mod health;
+pub mod idempotency;
 pub mod json;
 pub mod middleware;
 pub mod openapi;

@@ -1,10 +1,10 @@
 //! Order endpoints.
 
+use poem::http::StatusCode;
 use poem_openapi::{
     ApiResponse, OpenApi, Tags,
     param::{Header, Path, Query},
     payload::Json,
-    types::{ParseFromJSON as _, ToJSON as _},
 };
 use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
@@ -13,11 +13,12 @@ use uuid::Uuid;
 use super::{
     model::{NewOrder, Order, OrderPage, OrderStatus},
     plan::PlaceError,
-    repo::{self, KeyState, OrderError},
+    repo::{self, OrderError},
 };
 use crate::{
     auth::{BearerAuth, Role},
     error::{ApiError, FieldError},
+    idempotency::{self, Once},
     json::JsonBody,
     openapi::Link,
     pagination,
@@ -124,37 +125,23 @@ impl OrdersApi {
             .map(|item| (item.product_id, item.quantity))
             .collect();
         let mut tx = self.db.begin().await?;
-        if let Some(key) = &idempotency_key.0 {
-            match repo::claim_key(&mut tx, user, key, &fingerprint(&lines)).await? {
-                KeyState::Claimed => {}
-                KeyState::Replay { response, .. } => {
-                    let order = Order::parse_from_json(Some(response)).map_err(|err| {
-                        ApiError::Internal(anyhow::anyhow!("stored order: {}", err.into_message()))
-                    })?;
-                    let location = location(order.id);
-                    return Ok(Placed::Created(Json(order), location));
-                }
-                KeyState::Mismatch => {
-                    return Err(ApiError::Validation(vec![FieldError::new(
-                        "Idempotency-Key",
-                        "was already used with a different request body",
-                    )]));
-                }
-            }
-        }
-        let order = repo::place(&mut tx, user, &lines).await?;
-        if let Some(key) = &idempotency_key.0 {
-            repo::store_response(
-                &mut tx,
-                user,
-                key,
-                201,
-                &order.to_json().unwrap_or_default(),
-            )
-            .await?;
-        }
+        let key = idempotency_key
+            .0
+            .as_deref()
+            .map(|key| idempotency::Key { user_id: user, key });
+        let placed = idempotency::run_once(
+            &mut tx,
+            key,
+            &fingerprint(&lines),
+            StatusCode::CREATED,
+            async |tx| Ok(repo::place(tx, user, &lines).await?),
+        )
+        .await?;
         tx.commit().await?;
-        tracing::info!(order = %order.id, user = %user, total_cents = order.total_cents, "order placed");
+        if let Once::Done(order) = &placed {
+            tracing::info!(order = %order.id, user = %user, total_cents = order.total_cents, "order placed");
+        }
+        let order = placed.into_inner();
         let location = location(order.id);
         Ok(Placed::Created(Json(order), location))
     }

@@ -1,5 +1,5 @@
-//! SQL for orders: placing (stock through catalog's `stock` module), status changes,
-//! idempotency records. Functions that must run inside a transaction take the caller's
+//! SQL for orders: placing (stock through catalog's `stock` module) and status changes.
+//! Functions that must run inside a transaction take the caller's
 //! `&mut PgConnection`; the handler opens and commits it.
 
 use std::collections::HashMap;
@@ -224,88 +224,4 @@ pub async fn transition(
     .execute(&mut *tx)
     .await?;
     Ok(Some(()))
-}
-
-/// What an Idempotency-Key already stands for.
-pub enum KeyState {
-    /// First use: the caller's transaction now holds the key.
-    Claimed,
-    /// Used before with this body: here is the response to replay. Only successes (201) are
-    /// stored; a failed attempt rolls its claim back, so a retry simply tries again.
-    Replay { response: serde_json::Value },
-    /// Used before with another body.
-    Mismatch,
-}
-
-/// Claims `key` for `user_id` inside `tx`. A concurrent request with the same key blocks on
-/// the insert until this transaction ends, then sees its outcome: the stored response if it
-/// committed, or a free key if it rolled back. Records older than 24 h are forgotten.
-pub async fn claim_key(
-    tx: &mut PgConnection,
-    user_id: Uuid,
-    key: &str,
-    request_hash: &[u8],
-) -> Result<KeyState, sqlx::Error> {
-    sqlx::query!(
-        r#"DELETE FROM idempotency_keys
-           WHERE user_id = $1 AND key = $2 AND created_at < now() - interval '24 hours'"#,
-        user_id,
-        key,
-    )
-    .execute(&mut *tx)
-    .await?;
-    let claimed = sqlx::query!(
-        r#"INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
-           ON CONFLICT (user_id, key) DO NOTHING"#,
-        user_id,
-        key,
-        request_hash,
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if claimed {
-        return Ok(KeyState::Claimed);
-    }
-    let stored = sqlx::query!(
-        r#"SELECT request_hash, status_code, response FROM idempotency_keys
-           WHERE user_id = $1 AND key = $2"#,
-        user_id,
-        key,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(
-        match (
-            stored.request_hash == request_hash,
-            stored.status_code,
-            stored.response,
-        ) {
-            (false, _, _) => KeyState::Mismatch,
-            (true, Some(_), Some(response)) => KeyState::Replay { response },
-            // Only committed claims are visible, and they always carry a response.
-            (true, _, _) => KeyState::Mismatch,
-        },
-    )
-}
-
-pub async fn store_response(
-    tx: &mut PgConnection,
-    user_id: Uuid,
-    key: &str,
-    status: i16,
-    response: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"UPDATE idempotency_keys SET status_code = $3, response = $4
-           WHERE user_id = $1 AND key = $2"#,
-        user_id,
-        key,
-        status,
-        response,
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
