@@ -30,17 +30,17 @@ enum AccountTags {
 }
 
 #[derive(ApiResponse)]
-enum Registered {
+enum RegisterResponse {
     /// The account was created.
     #[oai(status = 201)]
     Created(Json<User>),
 }
 
 #[derive(ApiResponse)]
-enum NoContent {
+enum EmptyResponse {
     /// Done.
     #[oai(status = 204)]
-    Done,
+    NoContent,
 }
 
 /// The account as the API shows it: no password hash.
@@ -134,7 +134,10 @@ impl AccountsApi {
 impl AccountsApi {
     /// Create an account (role `member`).
     #[oai(path = "/auth/register", method = "post", tag = "AccountTags::Auth")]
-    async fn register(&self, body: JsonBody<RegisterRequest>) -> Result<Registered, ApiError> {
+    async fn register(
+        &self,
+        body: JsonBody<RegisterRequest>,
+    ) -> Result<RegisterResponse, ApiError> {
         let new_user = NewUser::parse(body.0)?;
         let hash = self.passwords.hash(new_user.password).await?;
         let user = repo::insert_user(
@@ -146,7 +149,7 @@ impl AccountsApi {
         )
         .await?;
         tracing::info!(user = %user.id, "account registered");
-        Ok(Registered::Created(Json(view(&user))))
+        Ok(RegisterResponse::Created(Json(view(&user))))
     }
 
     /// Exchange email and password for an access token and a refresh token.
@@ -237,10 +240,10 @@ impl AccountsApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<RefreshRequest>,
-    ) -> Result<NoContent, ApiError> {
+    ) -> Result<EmptyResponse, ApiError> {
         // Idempotent: logging out of an unknown or already revoked session is still "logged out".
         repo::revoke_session_of(&self.db, &body.0.refresh_token, auth.0.sub).await?;
-        Ok(NoContent::Done)
+        Ok(EmptyResponse::NoContent)
     }
 
     /// The signed-in user.
@@ -262,7 +265,7 @@ impl AccountsApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<ChangePasswordRequest>,
-    ) -> Result<NoContent, ApiError> {
+    ) -> Result<EmptyResponse, ApiError> {
         let ChangePasswordRequest {
             current_password,
             new_password,
@@ -286,7 +289,7 @@ impl AccountsApi {
         repo::set_password_hash(&self.db, user.id, &hash).await?;
         let revoked = repo::revoke_all_sessions(&self.db, user.id).await?;
         tracing::info!(user = %user.id, sessions = revoked, "password changed; sessions revoked");
-        Ok(NoContent::Done)
+        Ok(EmptyResponse::NoContent)
     }
 }
 

@@ -24,7 +24,7 @@ enum CatalogTags {
 const CACHE_CONTROL: &str = "public, no-cache";
 
 #[derive(ApiResponse)]
-enum Created {
+enum CreateProductResponse {
     /// The product was created.
     #[oai(status = 201)]
     Created(
@@ -35,7 +35,7 @@ enum Created {
 }
 
 #[derive(ApiResponse)]
-enum Fetched {
+enum GetProductResponse {
     /// The product.
     #[oai(status = 200)]
     Ok(
@@ -49,17 +49,17 @@ enum Fetched {
 }
 
 #[derive(ApiResponse)]
-enum Updated {
+enum UpdateProductResponse {
     /// The updated product and its new ETag.
     #[oai(status = 200)]
     Ok(Json<Product>, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
-enum Deleted {
+enum DeleteProductResponse {
     /// The product is gone.
     #[oai(status = 204)]
-    Done,
+    NoContent,
 }
 
 /// What a created product feeds into (OpenAPI links): read, update with its ETag, delete.
@@ -138,12 +138,16 @@ impl CatalogApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<NewProduct>,
-    ) -> Result<Created, ApiError> {
+    ) -> Result<CreateProductResponse, ApiError> {
         auth.require_admin()?;
         check_fields(Some(&body.0.name), Some(&body.0.currency))?;
         let product = repo::insert(&self.db, &body.0).await?;
         let (etag, location) = (product.etag(), format!("/api/v1/products/{}", product.id));
-        Ok(Created::Created(Json(product), etag, location))
+        Ok(CreateProductResponse::Created(
+            Json(product),
+            etag,
+            location,
+        ))
     }
 
     /// One product, with an `ETag`; 304 when `If-None-Match` names the current one.
@@ -152,7 +156,7 @@ impl CatalogApi {
         &self,
         id: Path<Uuid>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
-    ) -> Result<Fetched, ApiError> {
+    ) -> Result<GetProductResponse, ApiError> {
         let product = repo::find(&self.db, id.0)
             .await?
             .ok_or(ApiError::NotFound)?;
@@ -162,9 +166,13 @@ impl CatalogApi {
             .as_deref()
             .is_some_and(|header| none_match_hits(header, &etag))
         {
-            return Ok(Fetched::NotModified(etag));
+            return Ok(GetProductResponse::NotModified(etag));
         }
-        Ok(Fetched::Ok(Json(product), etag, CACHE_CONTROL.to_owned()))
+        Ok(GetProductResponse::Ok(
+            Json(product),
+            etag,
+            CACHE_CONTROL.to_owned(),
+        ))
     }
 
     /// Change some fields of a product (admin).
@@ -182,7 +190,7 @@ impl CatalogApi {
         id: Path<Uuid>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: JsonBody<ProductPatch>,
-    ) -> Result<Updated, ApiError> {
+    ) -> Result<UpdateProductResponse, ApiError> {
         auth.require_admin()?;
         let if_match = if_match.0.ok_or(ApiError::PreconditionRequired)?;
         let expected = parse_if_match(&if_match)?;
@@ -190,7 +198,7 @@ impl CatalogApi {
         match repo::update(&self.db, id.0, expected, &body.0).await? {
             Update::Updated(product) => {
                 let etag = product.etag();
-                Ok(Updated::Ok(Json(product), etag))
+                Ok(UpdateProductResponse::Ok(Json(product), etag))
             }
             Update::Stale => Err(ApiError::PreconditionFailed),
             Update::NotFound => Err(ApiError::NotFound),
@@ -203,10 +211,14 @@ impl CatalogApi {
         method = "delete",
         operation_id = "deleteProduct"
     )]
-    async fn delete(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Deleted, ApiError> {
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<DeleteProductResponse, ApiError> {
         auth.require_admin()?;
         if repo::delete(&self.db, id.0).await? {
-            Ok(Deleted::Done)
+            Ok(DeleteProductResponse::NoContent)
         } else {
             Err(ApiError::NotFound)
         }

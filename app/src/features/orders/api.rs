@@ -31,7 +31,7 @@ enum OrderTags {
 }
 
 #[derive(ApiResponse)]
-enum Placed {
+enum PlaceOrderResponse {
     /// The order was placed and its stock reserved (or, for a repeated Idempotency-Key, the
     /// first response is replayed).
     #[oai(status = 201)]
@@ -116,7 +116,7 @@ impl OrdersApi {
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<NewOrder>,
-    ) -> Result<Placed, ApiError> {
+    ) -> Result<PlaceOrderResponse, ApiError> {
         let user = auth.0.sub;
         let lines: Vec<(Uuid, i32)> = body
             .0
@@ -143,7 +143,7 @@ impl OrdersApi {
         }
         let order = placed.into_inner();
         let location = location(order.id);
-        Ok(Placed::Created(Json(order), location))
+        Ok(PlaceOrderResponse::Created(Json(order), location))
     }
 
     /// The caller's orders, newest first.
