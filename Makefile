@@ -81,10 +81,10 @@ contract-test: tools build ## schemathesis against a live server: all checks, fi
 infra-check: tools ## Terraform fmt, validate and test (mocked AWS provider, offline) for infra/, and checkov
 	CHECKOV=$(VENV)/bin/checkov infra/check.sh
 
-sqlx-check: build ## Fail when .sqlx/ (offline query data) no longer matches the queries and schema
+sqlx-check: ## Fail when .sqlx/ (offline query data) no longer matches the queries and schema
 	scripts/with-postgres.sh scripts/sqlx-prepare.sh --check
 
-sqlx-prepare: build ## Regenerate .sqlx/ after changing a query or a migration
+sqlx-prepare: ## Regenerate .sqlx/ after changing a query or a migration
 	scripts/with-postgres.sh scripts/sqlx-prepare.sh
 
 image: ## Build the production image, tagged IMAGE (default keel:local); works where no registry can be pulled
