@@ -291,31 +291,56 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Each section checks its own keys; the cross-environment rules live in `load_from`.
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.server.host.trim().is_empty() {
+        self.server.validate()?;
+        self.http.validate()?;
+        self.database.validate()?;
+        self.auth.validate()?;
+        self.telemetry.validate()
+    }
+
+    /// The address to bind, as `host:port`.
+    pub fn bind_address(&self) -> String {
+        format!("{}:{}", self.server.host, self.server.port)
+    }
+}
+
+impl ServerSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
             return Err(ConfigError::invalid("server.host", "must not be empty"));
         }
-        if self.http.body_limit_bytes == 0 {
+        Ok(())
+    }
+}
+
+impl HttpSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.body_limit_bytes == 0 {
             return Err(ConfigError::invalid(
                 "http.body_limit_bytes",
                 "must be at least 1",
             ));
         }
-        for (key, value) in [
-            ("http.request_timeout", self.http.request_timeout),
-            ("database.acquire_timeout", self.database.acquire_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::invalid(key, "must be longer than 0s"));
-            }
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "http.request_timeout",
+                "must be longer than 0s",
+            ));
         }
-        for (index, origin) in self.http.cors.allowed_origins.iter().enumerate() {
+        for (index, origin) in self.cors.allowed_origins.iter().enumerate() {
             validate_origin(origin).map_err(|reason| {
                 ConfigError::invalid(&format!("http.cors.allowed_origins[{index}]"), reason)
             })?;
         }
+        Ok(())
+    }
+}
 
-        let url = url::Url::parse(self.database.url.expose_secret())
+impl DatabaseSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(self.url.expose_secret())
             // The URL's own text may hold a password, so the message never quotes it.
             .map_err(|err| ConfigError::invalid("database.url", format!("not a URL ({err})")))?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
@@ -324,30 +349,39 @@ impl Settings {
                 "must start with postgres:// or postgresql://",
             ));
         }
-        if self.database.max_connections == 0 {
+        if self.acquire_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "database.acquire_timeout",
+                "must be longer than 0s",
+            ));
+        }
+        if self.max_connections == 0 {
             return Err(ConfigError::invalid(
                 "database.max_connections",
                 "must be at least 1",
             ));
         }
-        if self.database.min_connections > self.database.max_connections {
+        if self.min_connections > self.max_connections {
             return Err(ConfigError::invalid(
                 "database.min_connections",
                 "must not exceed database.max_connections",
             ));
         }
+        Ok(())
+    }
+}
 
-        self.validate_auth()?;
-
-        if self.telemetry.service_name.trim().is_empty() {
+impl TelemetrySettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.service_name.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "telemetry.service_name",
                 "must not be empty",
             ));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_filter)
+        tracing_subscriber::EnvFilter::try_new(&self.log_filter)
             .map_err(|err| ConfigError::invalid("telemetry.log_filter", err.to_string()))?;
-        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+        if let Some(endpoint) = &self.otlp_endpoint {
             let parsed = url::Url::parse(endpoint).map_err(|err| {
                 ConfigError::invalid("telemetry.otlp_endpoint", format!("not a URL ({err})"))
             })?;
@@ -360,9 +394,10 @@ impl Settings {
         }
         Ok(())
     }
-
-    fn validate_auth(&self) -> Result<(), ConfigError> {
-        let auth = &self.auth;
+}
+impl AuthSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let auth = self;
         for (key, value) in [
             ("auth.issuer", &auth.issuer),
             ("auth.audience", &auth.audience),
@@ -417,11 +452,6 @@ impl Settings {
             ));
         }
         Ok(())
-    }
-
-    /// The address to bind, as `host:port`.
-    pub fn bind_address(&self) -> String {
-        format!("{}:{}", self.server.host, self.server.port)
     }
 }
 
