@@ -1,51 +1,19 @@
-//! Builds the HTTP application: the OpenAPI service, docs, probes and the middleware stack.
+//! The route table: the OpenAPI service, the document, Swagger UI, probes, and the middleware
+//! stack in its order.
 
-use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
-use anyhow::Context as _;
-use poem::{
-    Endpoint, EndpointExt as _, IntoEndpoint, Route, Server,
-    listener::{Acceptor as _, Listener as _, TcpAcceptor, TcpListener},
-    middleware::Cors,
-};
+use poem::{Endpoint, EndpointExt as _, IntoEndpoint, Route, middleware::Cors};
 use poem_openapi::{OpenApi, OpenApiService};
-use sqlx::PgPool;
 
+use super::AppState;
 use crate::{
-    auth::{LoginThrottle, Passwords, TokenKeys},
-    config::{HttpSettings, Settings},
-    db, features,
+    auth::TokenKeys,
+    config::HttpSettings,
+    features,
     health::HealthApi,
     middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
 };
-
-/// What handlers share: built once from Settings, cloned into each API struct.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: PgPool,
-    pub keys: Arc<TokenKeys>,
-    pub passwords: Passwords,
-    pub throttle: Arc<LoginThrottle>,
-    pub settings: Arc<Settings>,
-}
-
-impl AppState {
-    pub fn new(settings: Settings, db: PgPool) -> anyhow::Result<Self> {
-        let keys = TokenKeys::from_settings(&settings.auth, settings.environment)?;
-        let passwords = Passwords::new(
-            settings.auth.argon2,
-            settings.auth.password_hash_concurrency,
-        )?;
-        let throttle = LoginThrottle::new(db.clone(), settings.auth.throttle.clone());
-        Ok(Self {
-            db,
-            keys: Arc::new(keys),
-            passwords,
-            throttle: Arc::new(throttle),
-            settings: Arc::new(settings),
-        })
-    }
-}
 
 /// Everything mounted in the OpenAPI document: the probes and every registered feature.
 pub type ServiceApi = (HealthApi, features::Api);
@@ -153,99 +121,6 @@ fn allowed_methods(spec: &str) -> AllowedMethods {
     AllowedMethods::new(table)
 }
 
-/// A bound, ready-to-run server. Binding happens in [`Application::build`] so callers (and
-/// tests, with port 0) learn the real port before serving.
-pub struct Application {
-    acceptor: TcpAcceptor,
-    local_addr: SocketAddr,
-    state: AppState,
-}
-
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = db::connect_lazy(&settings.database).context("database.url")?;
-        if settings.database.migrate_on_start {
-            db::migrate(&db)
-                .await
-                .context("applying migrations at start-up (database.migrate_on_start)")?;
-        }
-        let acceptor = TcpListener::bind(settings.bind_address())
-            .into_acceptor()
-            .await
-            .with_context(|| format!("binding {}", settings.bind_address()))?;
-        let local_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .context("the listener reported no TCP address")?;
-        let state = AppState::new(settings, db)?;
-        Ok(Self {
-            acceptor,
-            local_addr,
-            state,
-        })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish for up to `server.shutdown_timeout`.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let state = self.state;
-        let routes = build_routes(
-            &state.settings.http,
-            state.keys.clone(),
-            api_service(api(&state)),
-        );
-        tracing::info!(address = %self.local_addr, "serving");
-        let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                routes,
-                shutdown,
-                Some(state.settings.server.shutdown_timeout),
-            )
-            .await;
-        state.db.close().await;
-        result
-    }
-}
-
-/// Resolves on SIGTERM (Kubernetes, `docker stop`) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown signal received; draining in-flight requests");
-}
-
 /// The production middleware stack and error mapping, driven in-process with an API that has
 /// the kinds of operation later features add: a JSON body, query parameters, a panicking bug.
 #[cfg(test)]
@@ -255,6 +130,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::config::Settings;
     use crate::{
         auth::{BearerAuth, Role},
         error::ApiError,

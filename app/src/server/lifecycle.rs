@@ -1,0 +1,105 @@
+//! Binding, serving and draining: the process's life around the route table.
+
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context as _;
+use poem::{
+    Server,
+    listener::{Acceptor as _, Listener as _, TcpAcceptor, TcpListener},
+};
+
+use super::{AppState, api, api_service, build_routes};
+use crate::{config::Settings, db};
+
+/// A bound, ready-to-run server. Binding happens in [`Application::build`] so callers (and
+/// tests, with port 0) learn the real port before serving.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    local_addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::connect_lazy(&settings.database).context("database.url")?;
+        if settings.database.migrate_on_start {
+            db::migrate(&db)
+                .await
+                .context("applying migrations at start-up (database.migrate_on_start)")?;
+        }
+        let acceptor = TcpListener::bind(settings.bind_address())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {}", settings.bind_address()))?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .context("the listener reported no TCP address")?;
+        let state = AppState::new(settings, db)?;
+        Ok(Self {
+            acceptor,
+            local_addr,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish for up to `server.shutdown_timeout`.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let state = self.state;
+        let routes = build_routes(
+            &state.settings.http,
+            state.keys.clone(),
+            api_service(api(&state)),
+        );
+        tracing::info!(address = %self.local_addr, "serving");
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(
+                routes,
+                shutdown,
+                Some(state.settings.server.shutdown_timeout),
+            )
+            .await;
+        state.db.close().await;
+        result
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes, `docker stop`) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

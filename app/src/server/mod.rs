@@ -1,0 +1,11 @@
+//! Builds the HTTP application: the OpenAPI service, docs, probes and the middleware stack.
+//! Split by what changes together: [`state`] (what handlers share), [`routes`] (the route table
+//! and middleware order) and [`lifecycle`] (bind, serve, drain on SIGTERM).
+
+mod lifecycle;
+mod routes;
+mod state;
+
+pub use lifecycle::{Application, shutdown_signal};
+pub use routes::{ServiceApi, api, api_service, build_routes, openapi_json};
+pub use state::AppState;

@@ -1,0 +1,38 @@
+//! What handlers share, built once from Settings.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::{
+    auth::{LoginThrottle, Passwords, TokenKeys},
+    config::Settings,
+};
+
+/// What handlers share: built once from Settings, cloned into each API struct.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub keys: Arc<TokenKeys>,
+    pub passwords: Passwords,
+    pub throttle: Arc<LoginThrottle>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, db: PgPool) -> anyhow::Result<Self> {
+        let keys = TokenKeys::from_settings(&settings.auth, settings.environment)?;
+        let passwords = Passwords::new(
+            settings.auth.argon2,
+            settings.auth.password_hash_concurrency,
+        )?;
+        let throttle = LoginThrottle::new(db.clone(), settings.auth.throttle.clone());
+        Ok(Self {
+            db,
+            keys: Arc::new(keys),
+            passwords,
+            throttle: Arc::new(throttle),
+            settings: Arc::new(settings),
+        })
+    }
+}
