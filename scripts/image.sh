@@ -12,11 +12,8 @@
 # and both base images can be pulled, else `host`.
 set -euo pipefail
 
-log() { printf 'image: %s\n' "$*" >&2; }
-die() {
-	printf 'image: error: %s\n' "$*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib/log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/log.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

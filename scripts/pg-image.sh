@@ -23,11 +23,8 @@
 # "database system is ready to accept connections" once, on stderr.
 set -euo pipefail
 
-log() { printf 'pg-image: %s\n' "$*" >&2; }
-die() {
-	printf 'pg-image: error: %s\n' "$*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib/log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/log.sh"
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 

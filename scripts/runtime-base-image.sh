@@ -14,11 +14,8 @@
 #   Built once; later calls find it cached (`docker image inspect`).
 set -euo pipefail
 
-log() { printf 'runtime-base: %s\n' "$*" >&2; }
-die() {
-	printf 'runtime-base: error: %s\n' "$*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib/log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/log.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/debian.sh

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared by the scripts that build images from Debian packages when no registry can be pulled
-# (pg-image.sh, runtime-base-image.sh). Sourced, not run; the caller defines log() and die().
+# (pg-image.sh, runtime-base-image.sh). Sourced, not run, after lib/log.sh.
 # The mirror is read from the host's own apt configuration at run time, so no host name is
 # written anywhere in the repository or the images.
 
