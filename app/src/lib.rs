@@ -2,6 +2,7 @@
 //! it runs lives here so the integration tests drive the same code.
 
 pub mod auth;
+pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -14,3 +15,4 @@ pub mod openapi;
 pub mod pagination;
 pub mod server;
 pub mod telemetry;
+pub mod text;

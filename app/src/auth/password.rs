@@ -20,6 +20,9 @@ use crate::{config::Argon2Settings, error::FieldError};
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 128;
 
+/// A password being set: the length is in the schema; the blocklist is [`check_policy`]'s.
+pub type NewPassword = crate::text::Text<crate::text::Plain<{ MIN_LENGTH }, { MAX_LENGTH }>>;
+
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     include_str!("common-passwords.txt")
         .lines()

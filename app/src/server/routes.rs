@@ -139,8 +139,7 @@ mod tests {
 
     #[derive(Debug, Object)]
     struct NewThing {
-        #[oai(validator(min_length = 1, max_length = 10))]
-        name: String,
+        name: crate::text::Text<crate::text::Line<10>>,
         #[oai(validator(minimum(value = "1")))]
         quantity: i32,
     }

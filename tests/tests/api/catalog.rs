@@ -67,6 +67,24 @@ async fn invalid_and_duplicate_products_are_refused() {
     unknown_currency["currency"] = json!("XYZ");
     let body = assert_problem(catalog.post(&admin, &unknown_currency).await, 422).await;
     assert_eq!(body["errors"][0]["field"], "/currency", "{body}");
+
+    // Each of these is invalid in the published schema too, so the answer names the field.
+    for (field, value) in [
+        ("name", json!("   ")),
+        ("name", json!("two\nlines")),
+        ("description", json!("nul \u{0} inside")),
+        ("sku", json!("has space")),
+    ] {
+        let mut product = NewProduct::new("OK-4").named("Fine").json();
+        product[field] = value;
+        let body = assert_problem(catalog.post(&admin, &product).await, 422).await;
+        assert_eq!(body["errors"][0]["field"], format!("/{field}"), "{body}");
+    }
+    let mut padded = NewProduct::new("OK-5").json();
+    padded["name"] = json!("  Padded bolt  ");
+    let created = catalog.post(&admin, &padded).await;
+    let product = keel_tests::assert_json(created, 201).await;
+    assert_eq!(product["name"], "Padded bolt", "stored trimmed");
 }
 
 #[tokio::test]

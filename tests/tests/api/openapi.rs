@@ -92,6 +92,59 @@ async fn served_document_is_openapi_3_and_self_consistent() {
     }
 }
 
+/// PostgreSQL cannot store U+0000, and the server refuses it; a client learns that only from
+/// the schema. So every string a request body carries states its characters: a pattern (which
+/// excludes NUL), a closed list, or a format such as `uuid`.
+#[tokio::test]
+async fn every_string_in_a_request_body_states_its_characters() {
+    let spec = served_spec().await;
+    let mut pending: Vec<(String, Value)> = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
+            {
+                pending.push((format!("{method} {path}"), schema.clone()));
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut loose = Vec::new();
+    while let Some((at, schema)) = pending.pop() {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            if seen.insert(name.to_owned()) {
+                pending.push((name.to_owned(), spec["components"]["schemas"][name].clone()));
+            }
+            continue;
+        }
+        if schema["type"] == "string"
+            && schema["pattern"].is_null()
+            && schema["enum"].is_null()
+            && schema["format"].is_null()
+        {
+            loose.push(at.clone());
+        }
+        for nested in ["items", "additionalProperties"] {
+            if schema[nested].is_object() {
+                pending.push((format!("{at}/{nested}"), schema[nested].clone()));
+            }
+        }
+        for key in ["allOf", "anyOf", "oneOf"] {
+            for part in schema[key].as_array().into_iter().flatten() {
+                pending.push((at.clone(), part.clone()));
+            }
+        }
+        for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+            pending.push((format!("{at}.{name}"), property.clone()));
+        }
+    }
+    assert!(!seen.is_empty(), "no request bodies found");
+    assert!(
+        loose.is_empty(),
+        "strings with no pattern, enum or format: {loose:?}"
+    );
+}
+
 #[tokio::test]
 async fn keel_openapi_prints_the_served_document() {
     let served = served_spec().await;

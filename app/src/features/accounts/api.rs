@@ -142,8 +142,8 @@ impl AccountsApi {
         let hash = self.passwords.hash(new_user.password).await?;
         let user = repo::insert_user(
             &self.db,
-            &new_user.email,
-            &new_user.display_name,
+            new_user.email.as_str(),
+            new_user.display_name.as_str(),
             Role::Member,
             &hash,
         )
@@ -163,6 +163,7 @@ impl AccountsApi {
         body: JsonBody<LoginRequest>,
     ) -> Result<Json<TokenPair>, ApiError> {
         let LoginRequest { email, password } = body.0;
+        let (email, password) = (email.into_inner(), password.into_inner());
         let account = email.trim().to_lowercase();
         let ip = self.client_ip(req);
         if let Err(throttled) = self.throttle.check(&account, ip).await {
@@ -213,7 +214,7 @@ impl AccountsApi {
         let next = RefreshToken::generate();
         match repo::rotate(
             &self.db,
-            &body.0.refresh_token,
+            body.0.refresh_token.as_str(),
             &next,
             self.refresh_expiry(),
         )
@@ -242,7 +243,7 @@ impl AccountsApi {
         body: JsonBody<RefreshRequest>,
     ) -> Result<EmptyResponse, ApiError> {
         // Idempotent: logging out of an unknown or already revoked session is still "logged out".
-        repo::revoke_session_of(&self.db, &body.0.refresh_token, auth.0.sub).await?;
+        repo::revoke_session_of(&self.db, body.0.refresh_token.as_str(), auth.0.sub).await?;
         Ok(EmptyResponse::NoContent)
     }
 
@@ -270,6 +271,8 @@ impl AccountsApi {
             current_password,
             new_password,
         } = body.0;
+        let (current_password, new_password) =
+            (current_password.into_inner(), new_password.into_inner());
         password::check_policy(&new_password, "/new_password")
             .map_err(|err| ApiError::Validation(vec![err]))?;
         let user = repo::find_by_id(&self.db, auth.0.sub)

@@ -3,8 +3,11 @@
 
 use sqlx::PgPool;
 
-use super::repo;
-use crate::auth::{Passwords, Role};
+use super::{
+    model::{DisplayName, Email},
+    repo,
+};
+use crate::auth::{Passwords, Role, password::NewPassword};
 
 /// What `keel users create-admin` did.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,22 +26,29 @@ pub async fn create_or_promote_admin(
     display_name: &str,
     read_password: impl FnOnce() -> anyhow::Result<String>,
 ) -> anyhow::Result<AdminOutcome> {
-    anyhow::ensure!(
-        super::model::looks_like_email(email),
-        "--email {email:?} is not an email address"
-    );
-    if let Some(user) = repo::find_by_email(db, email).await? {
+    let email = Email::parse(email).map_err(|err| anyhow::anyhow!("--email {email:?} {err}"))?;
+    let display_name = DisplayName::parse(display_name)
+        .map_err(|err| anyhow::anyhow!("--display-name {display_name:?} {err}"))?;
+    if let Some(user) = repo::find_by_email(db, email.as_str()).await? {
         if user.role == Role::Admin {
             return Ok(AdminOutcome::AlreadyAdmin);
         }
         repo::set_role(db, user.id, Role::Admin).await?;
         return Ok(AdminOutcome::Promoted);
     }
-    let password = read_password()?;
-    crate::auth::password::check_policy(&password, "password")
+    let password = NewPassword::parse(read_password()?)
+        .map_err(|err| anyhow::anyhow!("the password {err}"))?;
+    crate::auth::password::check_policy(password.as_str(), "password")
         .map_err(|err| anyhow::anyhow!("the password {}", err.message))?;
-    let hash = passwords.hash(password.into()).await?;
+    let hash = passwords.hash(password.into_inner().into()).await?;
     // A concurrent registration can take the email between the lookup and the insert.
-    repo::insert_user(db, email, display_name, Role::Admin, &hash).await?;
+    repo::insert_user(
+        db,
+        email.as_str(),
+        display_name.as_str(),
+        Role::Admin,
+        &hash,
+    )
+    .await?;
     Ok(AdminOutcome::Created)
 }

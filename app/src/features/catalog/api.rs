@@ -9,10 +9,17 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
-    model::{NewProduct, Product, ProductPage, ProductPatch, check_fields},
+    model::{NewProduct, Product, ProductPage, ProductPatch},
     repo::{self, Update},
 };
-use crate::{auth::BearerAuth, error::ApiError, json::JsonBody, openapi::Link, pagination};
+use crate::{
+    auth::BearerAuth,
+    conditional::{IfMatch, Tag, none_match_hits},
+    error::ApiError,
+    json::JsonBody,
+    openapi::Link,
+    pagination,
+};
 
 #[derive(Tags)]
 enum CatalogTags {
@@ -140,7 +147,6 @@ impl CatalogApi {
         body: JsonBody<NewProduct>,
     ) -> Result<CreateProductResponse, ApiError> {
         auth.require_admin()?;
-        check_fields(Some(&body.0.name), Some(&body.0.currency))?;
         let product = repo::insert(&self.db, &body.0).await?;
         let (etag, location) = (product.etag(), format!("/api/v1/products/{}", product.id));
         Ok(CreateProductResponse::Created(
@@ -188,13 +194,13 @@ impl CatalogApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        /// The product's current `ETag`, or `*`.
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: JsonBody<ProductPatch>,
     ) -> Result<UpdateProductResponse, ApiError> {
         auth.require_admin()?;
-        let if_match = if_match.0.ok_or(ApiError::PreconditionRequired)?;
-        let expected = parse_if_match(&if_match)?;
-        check_fields(body.0.name.as_deref(), body.0.currency.as_deref())?;
+        let expected = expected_version(&if_match)?;
         match repo::update(&self.db, id.0, expected, &body.0).await? {
             Update::Updated(product) => {
                 let etag = product.etag();
@@ -237,26 +243,16 @@ fn prefix_query(q: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" & "))
 }
 
-/// Weak comparison, as RFC 9110 prescribes for If-None-Match.
-fn none_match_hits(header: &str, etag: &str) -> bool {
-    header
-        .split(',')
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag)
-}
-
-/// `*` (any version) or one strong ETag of ours.
-fn parse_if_match(header: &str) -> Result<Option<i32>, ApiError> {
-    let header = header.trim();
-    if header == "*" {
-        return Ok(None);
+/// `*` (any version) or one ETag of ours, which carries the version.
+fn expected_version(if_match: &IfMatch) -> Result<Option<i32>, ApiError> {
+    match if_match.tag() {
+        Some(Tag::Any) => Ok(None),
+        Some(Tag::Strong(version)) => version
+            .parse()
+            .map(Some)
+            .or(Err(ApiError::PreconditionFailed)),
+        None => Err(ApiError::PreconditionFailed),
     }
-    header
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .and_then(|version| version.parse().ok())
-        .map(Some)
-        .ok_or(ApiError::PreconditionFailed)
 }
 
 #[cfg(test)]
@@ -274,13 +270,11 @@ mod tests {
     }
 
     #[test]
-    fn etag_matching_follows_rfc_9110() {
-        assert!(none_match_hits("\"3\"", "\"3\""));
-        assert!(none_match_hits("W/\"3\", \"4\"", "\"3\""));
-        assert!(none_match_hits("*", "\"3\""));
-        assert!(!none_match_hits("\"2\"", "\"3\""));
-        assert_eq!(parse_if_match("\"7\"").expect("valid"), Some(7));
-        assert_eq!(parse_if_match("*").expect("valid"), None);
-        assert!(parse_if_match("7").is_err());
+    fn if_match_names_a_version_of_ours() {
+        let expected = |header: &str| expected_version(&IfMatch::new(header)).ok();
+        assert_eq!(expected("\"7\""), Some(Some(7)));
+        assert_eq!(expected("*"), Some(None));
+        assert_eq!(expected("\"seven\""), None);
+        assert_eq!(expected("7"), None);
     }
 }

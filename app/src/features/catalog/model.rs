@@ -1,10 +1,17 @@
 //! Product types: what the API accepts and returns, and the rules a product always obeys.
 
-use poem_openapi::Object;
+use std::{str::FromStr, sync::LazyLock};
+
+use poem_openapi::{
+    Object,
+    registry::MetaSchema,
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON},
+};
+use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldError};
+use crate::text::{Line, Plain, Text, TextRule};
 
 #[derive(Debug, Clone, Object)]
 pub struct Product {
@@ -29,19 +36,88 @@ impl Product {
     }
 }
 
+/// Unique stock-keeping unit: 1 to 64 letters, digits, `.`, `_`, `-`.
+pub struct SkuRule;
+
+impl TextRule for SkuRule {
+    const MIN_LENGTH: usize = 1;
+    const MAX_LENGTH: usize = 64;
+    const PATTERN: &'static str = "^[A-Za-z0-9._-]+$";
+    const PATTERN_MESSAGE: &'static str = "may hold only letters, digits, '.', '_' and '-'";
+}
+
+pub type Sku = Text<SkuRule>;
+pub type ProductName = Text<Line<200>>;
+pub type Description = Text<Plain<0, 5000>>;
+
+/// An ISO 4217 currency code, e.g. `EUR`; the schema lists every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    pub fn code(self) -> &'static str {
+        self.0.code()
+    }
+
+    /// Every code, in alphabetical order: each three-letter code that ISO 4217 assigns.
+    fn all() -> &'static [Value] {
+        static CODES: LazyLock<Vec<Value>> = LazyLock::new(|| {
+            let letters = || b'A'..=b'Z';
+            letters()
+                .flat_map(|a| letters().flat_map(move |b| letters().map(move |c| [a, b, c])))
+                .filter_map(|code| {
+                    let code = std::str::from_utf8(&code).ok()?;
+                    iso_currency::Currency::from_code(code).map(|_| Value::from(code))
+                })
+                .collect()
+        });
+        &CODES
+    }
+}
+
+impl FromStr for Currency {
+    type Err = &'static str;
+
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        iso_currency::Currency::from_code(code)
+            .map(Self)
+            .ok_or("is not an ISO 4217 currency code")
+    }
+}
+
+crate::text::scalar_type!(
+    Currency,
+    "string(ISO 4217)",
+    MetaSchema {
+        enum_items: Currency::all().to_vec(),
+        ..MetaSchema::new("string")
+    }
+);
+
+impl ParseFromJSON for Currency {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(code)) => code.parse().map_err(ParseError::custom),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for Currency {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.code()))
+    }
+}
+
 #[derive(Debug, Object)]
 pub struct NewProduct {
-    /// Unique stock-keeping unit: letters, digits, `.`, `_`, `-`.
-    #[oai(validator(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
-    pub sku: String,
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
-    #[oai(default, validator(max_length = 5000))]
-    pub description: String,
+    pub sku: Sku,
+    pub name: ProductName,
+    #[oai(default)]
+    pub description: Description,
     #[oai(validator(minimum(value = "1"), maximum(value = "1000000000000")))]
     pub price_cents: i64,
-    #[oai(validator(pattern = "^[A-Z]{3}$"))]
-    pub currency: String,
+    pub currency: Currency,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub stock: i32,
 }
@@ -49,16 +125,12 @@ pub struct NewProduct {
 /// A partial update: only the fields present change.
 #[derive(Debug, Object)]
 pub struct ProductPatch {
-    #[oai(validator(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
-    pub sku: Option<String>,
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: Option<String>,
-    #[oai(validator(max_length = 5000))]
-    pub description: Option<String>,
+    pub sku: Option<Sku>,
+    pub name: Option<ProductName>,
+    pub description: Option<Description>,
     #[oai(validator(minimum(value = "1"), maximum(value = "1000000000000")))]
     pub price_cents: Option<i64>,
-    #[oai(validator(pattern = "^[A-Z]{3}$"))]
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub stock: Option<i32>,
 }
@@ -71,35 +143,25 @@ pub struct ProductPage {
     pub next_cursor: Option<String>,
 }
 
-/// The rules the schema cannot express: a real ISO 4217 code, a name that is not blank.
-pub fn check_fields(name: Option<&str>, currency: Option<&str>) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    if name.is_some_and(|name| name.trim().is_empty()) {
-        errors.push(FieldError::new("/name", "must not be blank"));
-    }
-    if let Some(code) = currency
-        && iso_currency::Currency::from_code(code).is_none()
-    {
-        errors.push(FieldError::new(
-            "/currency",
-            "is not an ISO 4217 currency code",
-        ));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn currencies_must_exist() {
-        assert!(check_fields(Some("Bolt"), Some("EUR")).is_ok());
-        assert!(check_fields(Some("Bolt"), Some("ABC")).is_err());
-        assert!(check_fields(Some("  "), None).is_err());
+    fn currencies_are_iso_4217_codes() {
+        assert_eq!("EUR".parse::<Currency>().map(Currency::code), Ok("EUR"));
+        assert!("ABC".parse::<Currency>().is_err());
+        assert!("eur".parse::<Currency>().is_err());
+        let codes = Currency::all();
+        assert!(codes.len() > 150, "{} codes", codes.len());
+        assert!(codes.contains(&Value::from("JPY")));
+    }
+
+    #[test]
+    fn skus_are_plain_identifiers() {
+        assert!(Sku::parse("BOLT-M8_steel.2").is_ok());
+        assert!(Sku::parse("bolt m8").is_err());
+        assert!(Sku::parse("").is_err());
+        assert!(Sku::parse("x".repeat(65)).is_err());
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::model::{NewProduct, Product, ProductPatch};
+use super::model::{Currency, NewProduct, Product, ProductPatch};
 use crate::db::ConstraintExt as _;
 
 /// Why a product could not be stored.
@@ -23,11 +23,11 @@ pub async fn insert(db: &PgPool, new: &NewProduct) -> Result<Product, ProductErr
            RETURNING id, sku, name, description, price_cents, currency, stock, version,
                      created_at, updated_at"#,
         Uuid::now_v7(),
-        new.sku,
-        new.name.trim(),
-        new.description,
+        new.sku.as_str(),
+        new.name.as_str(),
+        new.description.as_str(),
         new.price_cents,
-        new.currency,
+        new.currency.code(),
         new.stock,
     )
     .fetch_one(db)
@@ -102,11 +102,11 @@ pub async fn update(
                      created_at, updated_at"#,
         id,
         expected_version,
-        patch.sku,
-        patch.name.as_deref().map(str::trim),
-        patch.description,
+        patch.sku.as_ref().map(|sku| sku.as_str()),
+        patch.name.as_ref().map(|name| name.as_str()),
+        patch.description.as_ref().map(|text| text.as_str()),
         patch.price_cents,
-        patch.currency,
+        patch.currency.map(Currency::code),
         patch.stock,
     )
     .fetch_optional(db)

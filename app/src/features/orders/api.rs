@@ -122,7 +122,7 @@ impl OrdersApi {
             .0
             .items
             .iter()
-            .map(|item| (item.product_id, item.quantity))
+            .map(|item| (item.product_id, item.quantity.get()))
             .collect();
         let mut tx = self.db.begin().await?;
         let key = idempotency_key

@@ -1,8 +1,15 @@
 //! Order types.
 
-use poem_openapi::{Enum, Object};
+use poem_openapi::{
+    Enum, Object,
+    registry::MetaSchema,
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON},
+};
+use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use super::plan::MAX_QUANTITY;
 
 // One spelling for the API and the `text` column (`CHECK (status IN (...))`), which decodes
 // with no fallback: an unknown value is an error, never a silent `Placed`.
@@ -52,8 +59,50 @@ pub struct Order {
 #[derive(Debug, Object)]
 pub struct OrderItemRequest {
     pub product_id: Uuid,
-    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-    pub quantity: i32,
+    pub quantity: Quantity,
+}
+
+/// Units of one product on one line: 1 to [`MAX_QUANTITY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(i32);
+
+impl Quantity {
+    pub fn new(units: i64) -> Option<Self> {
+        (1..=MAX_QUANTITY)
+            .contains(&units)
+            .then(|| i32::try_from(units).ok().map(Self))
+            .flatten()
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+crate::text::scalar_type!(
+    Quantity,
+    "integer(int32)",
+    MetaSchema {
+        minimum: Some(1.0),
+        maximum: Some(MAX_QUANTITY as f64),
+        ..MetaSchema::new_with_format("integer", "int32")
+    }
+);
+
+impl ParseFromJSON for Quantity {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let value = value.unwrap_or_default();
+        value
+            .as_i64()
+            .and_then(Self::new)
+            .ok_or_else(|| ParseError::custom(format!("must be 1 to {MAX_QUANTITY} units")))
+    }
+}
+
+impl ToJSON for Quantity {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.0))
+    }
 }
 
 #[derive(Debug, Object)]

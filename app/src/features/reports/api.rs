@@ -1,6 +1,12 @@
 //! `GET /reports/sales`: revenue and order count per day (UTC), and the best-selling products.
 
-use poem_openapi::{Object, OpenApi, Tags, param::Query, payload::Json};
+use poem_openapi::{
+    Object, OpenApi, Tags,
+    param::Query,
+    payload::Json,
+    registry::MetaSchema,
+    types::{ParseError, ParseFromParameter, ParseResult},
+};
 use sqlx::PgPool;
 use time::{Date, Duration, OffsetDateTime, Time};
 use uuid::Uuid;
@@ -50,6 +56,29 @@ pub struct SalesReport {
     pub top_products: Vec<ProductSales>,
 }
 
+/// A day in a query, `YYYY-MM-DD`. poem-openapi's `Date` publishes only `format: date`, which
+/// JSON Schema treats as a hint: the pattern makes an empty or free-form value invalid in the
+/// document too, not just on the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Day(Date);
+
+crate::text::scalar_type!(
+    Day,
+    "string(date)",
+    MetaSchema {
+        pattern: Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$".to_owned()),
+        ..MetaSchema::new_with_format("string", "date")
+    }
+);
+
+impl ParseFromParameter for Day {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Date::parse_from_parameter(value)
+            .map(Self)
+            .map_err(ParseError::propagate)
+    }
+}
+
 pub struct ReportsApi {
     pub db: PgPool,
 }
@@ -61,11 +90,11 @@ impl ReportsApi {
     async fn sales(
         &self,
         auth: BearerAuth,
-        from: Query<Date>,
-        to: Query<Date>,
+        from: Query<Day>,
+        to: Query<Day>,
     ) -> Result<Json<SalesReport>, ApiError> {
         auth.require_admin()?;
-        let (from, to) = (from.0, to.0);
+        let (from, to) = (from.0.0, to.0.0);
         let days = (to - from).whole_days();
         if !(0..MAX_DAYS).contains(&days) {
             return Err(ApiError::Validation(vec![FieldError::new(
