@@ -21,6 +21,22 @@ pub struct Link {
     pub parameters: &'static [(&'static str, &'static str)],
 }
 
+impl Link {
+    /// The most common link: the created resource's `id` into an operation on `/{id}`.
+    pub const fn by_id(
+        from: (&'static str, &'static str, &'static str),
+        name: &'static str,
+        operation_id: &'static str,
+    ) -> Self {
+        Self {
+            from,
+            name,
+            operation_id,
+            parameters: &[("id", "$response.body#/id")],
+        }
+    }
+}
+
 /// The operations of `T` for the document alone: the same paths, schemas and security as
 /// `T`, without a value of `T` (whose handlers need a database, keys, a hasher) and without
 /// routes. `keel openapi` prints the document from this.

@@ -7,7 +7,6 @@
 //! different things in ECMA-262 (the document's dialect), Python (schemathesis) and Rust.
 
 use std::{
-    borrow::Cow,
     collections::HashMap,
     fmt,
     marker::PhantomData,
@@ -15,8 +14,8 @@ use std::{
 };
 
 use poem_openapi::{
-    registry::{MetaSchema, MetaSchemaRef},
-    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
+    registry::MetaSchema,
+    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON},
 };
 use regex::Regex;
 use serde_json::Value;
@@ -138,27 +137,7 @@ impl<R> AsRef<str> for Text<R> {
     }
 }
 
-impl<R: TextRule> Type for Text<R> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(Self::schema()))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
+scalar_type!([R: TextRule] Text<R>, "string", Self::schema());
 
 impl<R: TextRule> ParseFromJSON for Text<R> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
@@ -185,8 +164,8 @@ impl<R: TextRule> ToJSON for Text<R> {
 /// `MetaSchema`): the part that every such type writes alike. The type still writes its own
 /// `ParseFromJSON`/`ParseFromParameter` and `ToJSON`, where its rules are.
 macro_rules! scalar_type {
-    ($ty:ty, $name:literal, $schema:expr) => {
-        impl poem_openapi::types::Type for $ty {
+    ([$($generics:tt)*] $ty:ty, $name:literal, $schema:expr) => {
+        impl<$($generics)*> poem_openapi::types::Type for $ty {
             const IS_REQUIRED: bool = true;
             type RawValueType = Self;
             type RawElementValueType = Self;
@@ -207,6 +186,9 @@ macro_rules! scalar_type {
                 Box::new(std::iter::once(self))
             }
         }
+    };
+    ($ty:ty, $name:literal, $schema:expr) => {
+        $crate::text::scalar_type!([] $ty, $name, $schema);
     };
 }
 pub(crate) use scalar_type;

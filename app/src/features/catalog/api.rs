@@ -18,7 +18,7 @@ use crate::{
     error::ApiError,
     json::JsonBody,
     openapi::Link,
-    pagination,
+    pagination::{self, Cursor, Limit},
 };
 
 #[derive(Tags)]
@@ -71,12 +71,11 @@ enum DeleteProductResponse {
 
 /// What a created product feeds into (OpenAPI links): read, update with its ETag, delete.
 pub const LINKS: &[Link] = &[
-    Link {
-        from: ("/api/v1/products", "post", "201"),
-        name: "GetProduct",
-        operation_id: "getProduct",
-        parameters: &[("id", "$response.body#/id")],
-    },
+    Link::by_id(
+        ("/api/v1/products", "post", "201"),
+        "GetProduct",
+        "getProduct",
+    ),
     Link {
         from: ("/api/v1/products", "post", "201"),
         name: "UpdateProduct",
@@ -86,12 +85,11 @@ pub const LINKS: &[Link] = &[
             ("If-Match", "$response.header.ETag"),
         ],
     },
-    Link {
-        from: ("/api/v1/products", "post", "201"),
-        name: "DeleteProduct",
-        operation_id: "deleteProduct",
-        parameters: &[("id", "$response.body#/id")],
-    },
+    Link::by_id(
+        ("/api/v1/products", "post", "201"),
+        "DeleteProduct",
+        "deleteProduct",
+    ),
 ];
 
 impl From<repo::ProductError> for ApiError {
@@ -119,22 +117,17 @@ impl CatalogApi {
     async fn list(
         &self,
         /// Page size, 1–100.
-        #[oai(
-            default = "pagination::default_limit",
-            validator(minimum(value = "1"), maximum(value = "100"))
-        )]
-        limit: Query<u32>,
+        #[oai(default)]
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(max_length = 64))]
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Cursor>>,
         /// Search words.
         #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
     ) -> Result<Json<ProductPage>, ApiError> {
-        let after = pagination::decode(cursor.0.as_deref())?;
         let search = q.0.as_deref().and_then(prefix_query);
-        let mut items =
-            repo::page(&self.db, search.as_deref(), after, i64::from(limit.0) + 1).await?;
+        let after = cursor.0.map(Cursor::after);
+        let mut items = repo::page(&self.db, search.as_deref(), after, limit.0.fetch()).await?;
         let next_cursor = pagination::split(&mut items, limit.0, |product| product.id);
         Ok(Json(ProductPage { items, next_cursor }))
     }

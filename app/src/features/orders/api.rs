@@ -21,7 +21,7 @@ use crate::{
     idempotency::{self, Once},
     json::JsonBody,
     openapi::Link,
-    pagination,
+    pagination::{self, Cursor, Limit},
 };
 
 #[derive(Tags)]
@@ -40,24 +40,17 @@ enum PlaceOrderResponse {
 
 /// What a placed order feeds into (OpenAPI links): read, cancel, fulfil.
 pub const LINKS: &[Link] = &[
-    Link {
-        from: ("/api/v1/orders", "post", "201"),
-        name: "GetOrder",
-        operation_id: "getOrder",
-        parameters: &[("id", "$response.body#/id")],
-    },
-    Link {
-        from: ("/api/v1/orders", "post", "201"),
-        name: "CancelOrder",
-        operation_id: "cancelOrder",
-        parameters: &[("id", "$response.body#/id")],
-    },
-    Link {
-        from: ("/api/v1/orders", "post", "201"),
-        name: "FulfilOrder",
-        operation_id: "fulfilOrder",
-        parameters: &[("id", "$response.body#/id")],
-    },
+    Link::by_id(("/api/v1/orders", "post", "201"), "GetOrder", "getOrder"),
+    Link::by_id(
+        ("/api/v1/orders", "post", "201"),
+        "CancelOrder",
+        "cancelOrder",
+    ),
+    Link::by_id(
+        ("/api/v1/orders", "post", "201"),
+        "FulfilOrder",
+        "fulfilOrder",
+    ),
 ];
 
 pub struct OrdersApi {
@@ -152,17 +145,13 @@ impl OrdersApi {
         &self,
         auth: BearerAuth,
         /// Page size, 1–100.
-        #[oai(
-            default = "pagination::default_limit",
-            validator(minimum(value = "1"), maximum(value = "100"))
-        )]
-        limit: Query<u32>,
+        #[oai(default)]
+        limit: Query<Limit>,
         /// `next_cursor` of the previous page.
-        #[oai(validator(max_length = 64))]
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Cursor>>,
     ) -> Result<Json<OrderPage>, ApiError> {
-        let after = pagination::decode(cursor.0.as_deref())?;
-        let mut items = repo::page(&self.db, auth.0.sub, after, i64::from(limit.0) + 1).await?;
+        let after = cursor.0.map(Cursor::after);
+        let mut items = repo::page(&self.db, auth.0.sub, after, limit.0.fetch()).await?;
         let next_cursor = pagination::split(&mut items, limit.0, |order| order.id);
         Ok(Json(OrderPage { items, next_cursor }))
     }
