@@ -98,6 +98,8 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     pub trust_request_id: bool,
     pub security_headers: bool,
+    #[serde(with = "humantime_serde")]
+    pub hsts_max_age: Duration,
     pub cors: CorsSettings,
 }
 
@@ -287,6 +289,7 @@ impl Settings {
                     "must be set in production (or auth.signing_key_file)",
                 ));
             }
+            settings.auth.argon2.check_owasp_minimum()?;
         }
         Ok(settings)
     }
@@ -395,6 +398,29 @@ impl TelemetrySettings {
         Ok(())
     }
 }
+impl Argon2Settings {
+    /// OWASP's minimum for argon2id (m = 19 MiB, t = 2, p = 1), which production may not go
+    /// below: cheaper settings exist for tests, and must never reach real passwords.
+    const OWASP_MINIMUM: [(&'static str, u32); 3] = [
+        ("auth.argon2.memory_kib", 19_456),
+        ("auth.argon2.iterations", 2),
+        ("auth.argon2.parallelism", 1),
+    ];
+
+    fn check_owasp_minimum(&self) -> Result<(), ConfigError> {
+        let values = [self.memory_kib, self.iterations, self.parallelism];
+        for ((key, minimum), value) in Self::OWASP_MINIMUM.into_iter().zip(values) {
+            if value < minimum {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be at least {minimum} in production (OWASP's argon2id minimum)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl AuthSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         let auth = self;
@@ -717,6 +743,29 @@ mod tests {
             settings.server.host, "0.0.0.0",
             "embedded production layer still applies"
         );
+    }
+
+    #[test]
+    fn production_refuses_argon2_below_the_owasp_minimum() {
+        let production = [
+            ("APP_ENV", "production"),
+            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+        ];
+        for (key, weak) in [
+            ("APP__AUTH__ARGON2__MEMORY_KIB", "8"),
+            ("APP__AUTH__ARGON2__ITERATIONS", "1"),
+        ] {
+            let message = error_for(&[production.as_slice(), &[(key, weak)]].concat());
+            assert!(message.starts_with(key), "{message}");
+        }
+        let settings = load(&production).expect("the defaults meet the minimum");
+        assert!(settings.auth.argon2.memory_kib >= 19_456);
+        // Production also sends HSTS and ignores caller-supplied request ids.
+        assert!(!settings.http.hsts_max_age.is_zero());
+        assert!(!settings.http.trust_request_id);
+        // Tests may stay cheap.
+        assert!(load(&[("APP__AUTH__ARGON2__MEMORY_KIB", "8")]).is_ok());
     }
 
     #[test]

@@ -323,7 +323,14 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
 
 /// `nosniff`, frame denial, no referrer, and a CSP: locked down for the API, loosened just
 /// enough on `/docs` for Swagger UI, whose page is inline script and style.
-pub struct SecurityHeaders;
+/// `nosniff`, `DENY` framing, no referrer, a CSP, HSTS when configured, and `no-store` on
+/// every response that did not choose its own caching: API responses carry tokens and personal
+/// data, and a shared cache must never keep them.
+pub struct SecurityHeaders {
+    /// `Strict-Transport-Security: max-age=…`; `None` (zero in config) sends no header, for
+    /// plain-HTTP local runs where HSTS would pin a browser to a port that has no TLS.
+    pub hsts_max_age: Option<Duration>,
+}
 
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
@@ -334,12 +341,16 @@ impl<E: Endpoint> Middleware<E> for SecurityHeaders {
     type Output = SecurityHeadersEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        SecurityHeadersEndpoint { inner }
+        let hsts = self.hsts_max_age.and_then(|age| {
+            HeaderValue::from_str(&format!("max-age={}; includeSubDomains", age.as_secs())).ok()
+        });
+        SecurityHeadersEndpoint { inner, hsts }
     }
 }
 
 pub struct SecurityHeadersEndpoint<E> {
     inner: E,
+    hsts: Option<HeaderValue>,
 }
 
 impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
@@ -365,6 +376,14 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(csp),
             );
+        }
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // For HTTP/1.0 caches, which predate Cache-Control.
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        }
+        if let Some(hsts) = &self.hsts {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         Ok(response)
     }

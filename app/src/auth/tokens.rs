@@ -64,11 +64,23 @@ pub enum KeyError {
     },
 }
 
+/// RFC 9068's `typ` for JWT access tokens. Issued, and required on verification, so that any
+/// other JWT a fork ever signs with the same key (a password-reset or an email-confirmation
+/// token, say) can never pass as an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// RFC 9068 §4: `at+jwt`, or its full media type, compared without regard to case.
+fn is_access_token_type(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
 /// Why a token was refused. The variants are for logs; clients only learn "invalid token".
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("token has no kid")]
     MissingKid,
+    #[error("typ {0:?} is not at+jwt")]
+    NotAnAccessToken(Option<String>),
     #[error("unknown kid {0:?}")]
     UnknownKid(String),
     #[error(transparent)]
@@ -186,6 +198,7 @@ impl TokenKeys {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.signing_kid.clone());
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         jsonwebtoken::encode(&header, &claims, &self.signing)
     }
 
@@ -194,6 +207,9 @@ impl TokenKeys {
     /// fail the algorithm pin before any key is used.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
+        if !header.typ.as_deref().is_some_and(is_access_token_type) {
+            return Err(TokenError::NotAnAccessToken(header.typ));
+        }
         let kid = header.kid.ok_or(TokenError::MissingKid)?;
         let key = self
             .verifying
@@ -279,6 +295,33 @@ mod tests {
             (user, Role::Admin, session)
         );
         assert_eq!(claims.aud, "keel-api");
+    }
+
+    #[test]
+    fn only_jwts_typed_as_access_tokens_are_accepted() {
+        let keys = TokenKeys::from_settings(&settings(), Environment::Test).expect("keys");
+        let token = keys
+            .issue(Uuid::new_v4(), Role::Member, Uuid::new_v4())
+            .expect("token");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        let claims = keys.verify(&token).expect("valid");
+
+        // The same claims and key, typed as some other JWT: refused.
+        for typ in [Some("JWT"), None, Some("reset+jwt")] {
+            let mut other = Header::new(Algorithm::EdDSA);
+            other.kid = header.kid.clone();
+            other.typ = typ.map(str::to_owned);
+            let forged = jsonwebtoken::encode(&other, &claims, &keys.signing).expect("signed");
+            assert!(
+                matches!(keys.verify(&forged), Err(TokenError::NotAnAccessToken(_))),
+                "{typ:?}"
+            );
+        }
+        let mut media_type = header.clone();
+        media_type.typ = Some("application/AT+JWT".to_owned());
+        let token = jsonwebtoken::encode(&media_type, &claims, &keys.signing).expect("signed");
+        assert!(keys.verify(&token).is_ok());
     }
 
     #[test]

@@ -84,7 +84,12 @@ pub fn build_routes<T: OpenApi + 'static>(
         .with(Timeout(http.request_timeout))
         .with(Problems { allowed_methods })
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .with_if(http.security_headers, SecurityHeaders)
+        .with_if(
+            http.security_headers,
+            SecurityHeaders {
+                hsts_max_age: Some(http.hsts_max_age).filter(|age| !age.is_zero()),
+            },
+        )
         .with(RequestContext {
             trust_request_id: http.trust_request_id,
         })

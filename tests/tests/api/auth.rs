@@ -102,6 +102,7 @@ async fn forged_and_invalid_tokens_are_401() {
     let eddsa = |kid: &str| {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.to_owned());
+        header.typ = Some("at+jwt".to_owned());
         header
     };
     let with = |field: &str, value: Value| {
@@ -152,6 +153,10 @@ async fn forged_and_invalid_tokens_are_401() {
     for (case, claims) in cases {
         assert_rejected_token(&app, &sign(eddsa(&kid), &claims, &signer), case).await;
     }
+    // Signed by our key with every claim right, but typed as some other JWT (RFC 9068).
+    let mut plain_jwt = eddsa(&kid);
+    plain_jwt.typ = Some("JWT".to_owned());
+    assert_rejected_token(&app, &sign(plain_jwt, &claims, &signer), "typ JWT").await;
     assert_rejected_token(
         &app,
         &sign(eddsa("unknown-kid"), &claims, &signer),
@@ -277,7 +282,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
 }
 
 #[tokio::test]
-async fn changing_the_password_revokes_every_session() {
+async fn changing_the_password_revokes_every_other_session() {
     let app = spawn_app().await;
     let auth = app.auth();
     let laptop = auth.register_and_login("bob@example.com", PASSWORD).await;
@@ -298,9 +303,9 @@ async fn changing_the_password_revokes_every_session() {
         .await;
     assert_eq!(changed.status(), 204);
 
-    for session in [&laptop, &phone] {
-        assert_problem(auth.refresh(&session.refresh_token).await, 401).await;
-    }
+    // SPEC §5: the other sessions end; the one that changed the password goes on.
+    assert_problem(auth.refresh(&phone.refresh_token).await, 401).await;
+    assert_eq!(auth.refresh(&laptop.refresh_token).await.status(), 200);
     assert_problem(auth.login("bob@example.com", PASSWORD).await, 401).await;
     assert_eq!(
         auth.login("bob@example.com", "a brand new passphrase")
@@ -308,6 +313,29 @@ async fn changing_the_password_revokes_every_session() {
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_like_failed_logins() {
+    let app = spawn_app_with(&[
+        ("APP__AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT", "3"),
+        ("APP__AUTH__THROTTLE__WINDOW", "1m"),
+    ])
+    .await;
+    let auth = app.auth();
+    let session = auth.register_and_login("guess@example.com", PASSWORD).await;
+    let guess = |attempt: &'static str| {
+        auth.change_password(&session.access_token, attempt, "a brand new passphrase")
+    };
+    for attempt in ["guess number one", "guess number two", "guess number three"] {
+        assert_problem(guess(attempt).await, 422).await;
+    }
+    // Even the right password is refused now: the limit holds whatever is guessed.
+    let throttled = guess(PASSWORD).await;
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_problem(throttled, 429).await;
+    // Shared with login: the account is locked there too.
+    assert_problem(auth.login("guess@example.com", PASSWORD).await, 429).await;
 }
 
 #[tokio::test]

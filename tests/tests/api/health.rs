@@ -88,6 +88,53 @@ async fn responses_carry_security_headers() {
 }
 
 #[tokio::test]
+async fn token_responses_are_never_stored_and_hsts_is_configurable() {
+    let app = spawn_app().await;
+    let auth = app.auth();
+    auth.register("cache@example.com", "correct horse battery staple", "C")
+        .await;
+    let login = auth
+        .login("cache@example.com", "correct horse battery staple")
+        .await;
+    let (cache, pragma) = (
+        login.headers()["cache-control"].clone(),
+        login.headers()["pragma"].clone(),
+    );
+    let session = keel_tests::auth::Session::from_response(login).await;
+    let refreshed = auth.refresh(&session.refresh_token).await;
+    let me = auth.me(&session.access_token).await;
+    for (what, headers) in [
+        ("login", (cache, pragma)),
+        (
+            "refresh",
+            (
+                refreshed.headers()["cache-control"].clone(),
+                refreshed.headers()["pragma"].clone(),
+            ),
+        ),
+        (
+            "me",
+            (
+                me.headers()["cache-control"].clone(),
+                me.headers()["pragma"].clone(),
+            ),
+        ),
+    ] {
+        assert_eq!(headers.0, "no-store", "{what}");
+        assert_eq!(headers.1, "no-cache", "{what}");
+    }
+    // Off by default: a plain-HTTP local run must not pin browsers to HTTPS.
+    assert!(me.headers().get("strict-transport-security").is_none());
+
+    let app = spawn_app_with(&[("APP__HTTP__HSTS_MAX_AGE", "1d")]).await;
+    let response = app.get("/health/live").await;
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=86400; includeSubDomains"
+    );
+}
+
+#[tokio::test]
 async fn security_headers_can_be_switched_off() {
     let app = spawn_app_with(&[("APP__HTTP__SECURITY_HEADERS", "false")]).await;
     let response = app.get("/health/live").await;

@@ -256,7 +256,10 @@ impl AccountsApi {
         Ok(Json(view(&user)))
     }
 
-    /// Change the password. Every session of the user is revoked: log in again everywhere.
+    /// Change the password. Every other session of the user is revoked; this one stays.
+    ///
+    /// Wrong current passwords count against the same limits as failed logins (429 with
+    /// `Retry-After`), so a stolen access token is no password oracle.
     #[oai(
         path = "/users/me/password",
         method = "put",
@@ -264,6 +267,7 @@ impl AccountsApi {
     )]
     async fn change_password(
         &self,
+        req: &Request,
         auth: BearerAuth,
         body: JsonBody<ChangePasswordRequest>,
     ) -> Result<EmptyResponse, ApiError> {
@@ -278,20 +282,27 @@ impl AccountsApi {
         let user = repo::find_by_id(&self.db, auth.0.sub)
             .await?
             .ok_or(ApiError::NotFound)?;
+        let account = user.email.to_lowercase();
+        let ip = self.client_ip(req);
+        self.throttle.check(&account, ip).await?;
         let verified = self
             .passwords
             .verify(current_password.into(), Some(user.password_hash))
             .await?;
         if !verified.matches {
+            self.throttle.record_failure(&account, ip).await?;
             return Err(ApiError::Validation(vec![FieldError::new(
                 "/current_password",
                 "is not correct",
             )]));
         }
         let hash = self.passwords.hash(new_password.into()).await?;
-        repo::set_password_hash(&self.db, user.id, &hash).await?;
-        let revoked = repo::revoke_all_sessions(&self.db, user.id).await?;
-        tracing::info!(user = %user.id, sessions = revoked, "password changed; sessions revoked");
+        // One transaction: the new hash and the revocations land together or not at all.
+        let mut tx = self.db.begin().await?;
+        repo::set_password_hash(&mut *tx, user.id, &hash).await?;
+        let revoked = repo::revoke_other_sessions(&mut tx, user.id, auth.0.sid).await?;
+        tx.commit().await?;
+        tracing::info!(user = %user.id, sessions = revoked, "password changed; other sessions revoked");
         Ok(EmptyResponse::NoContent)
     }
 }

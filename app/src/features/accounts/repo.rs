@@ -3,7 +3,7 @@
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest as _, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -72,7 +72,11 @@ pub async fn find_by_id(db: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::
     .await
 }
 
-pub async fn set_password_hash(db: &PgPool, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE users SET password_hash = $2 WHERE id = $1",
         id,
@@ -224,10 +228,17 @@ pub async fn revoke_session_of(
     Ok(revoked.rows_affected() > 0)
 }
 
-pub async fn revoke_all_sessions(db: &PgPool, user_id: Uuid) -> Result<u64, sqlx::Error> {
+/// Revokes every session of the user but `keep` (the one asking), in the caller's transaction.
+pub async fn revoke_other_sessions(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    keep: Uuid,
+) -> Result<u64, sqlx::Error> {
     let revoked = sqlx::query!(
-        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-        user_id
+        "UPDATE sessions SET revoked_at = now()
+         WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+        user_id,
+        keep
     )
     .execute(db)
     .await?;
