@@ -122,6 +122,8 @@ pub struct DatabaseSettings {
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     pub statement_cache_capacity: usize,
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
     pub migrate_on_start: bool,
 }
 
@@ -352,11 +354,14 @@ impl DatabaseSettings {
                 "must start with postgres:// or postgresql://",
             ));
         }
-        if self.acquire_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "database.acquire_timeout",
-                "must be longer than 0s",
-            ));
+        for (key, value) in [
+            ("database.acquire_timeout", self.acquire_timeout),
+            // Zero would mean "no timeout" to PostgreSQL, the opposite of what was asked.
+            ("database.statement_timeout", self.statement_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
         }
         if self.max_connections == 0 {
             return Err(ConfigError::invalid(

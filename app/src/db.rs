@@ -19,7 +19,13 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     let options = PgConnectOptions::from_str(settings.url.expose_secret())?
         .statement_cache_capacity(settings.statement_cache_capacity)
-        .application_name("keel");
+        .application_name("keel")
+        // A query must not outlive the request that asked for it: past the HTTP timeout the
+        // client has its 503, and the query would only hold locks and a connection.
+        .options([(
+            "statement_timeout",
+            format!("{}ms", settings.statement_timeout.as_millis()),
+        )]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
@@ -30,8 +36,19 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
         .connect_lazy_with(options))
 }
 
+/// Applies pending migrations, without the statement timeout: building an index on a large
+/// table may rightly take longer than any request.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+    let mut connection = pool.acquire().await?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *connection)
+        .await?;
+    let applied = MIGRATOR.run(&mut *connection).await;
+    // Back to the pool's setting before the connection serves requests again.
+    sqlx::query("RESET statement_timeout")
+        .execute(&mut *connection)
+        .await?;
+    applied
 }
 
 /// Why the service is not ready, if it is not.

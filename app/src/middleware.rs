@@ -304,7 +304,10 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                     return Err(too_large().into());
                 }
             }
-            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+            // No declared length: a chunked HTTP/1.1 body, or any HTTP/2 body (h2c is served on
+            // the same port, and its DATA frames need no length header). Read it here, stopping
+            // at the limit, so no handler or extractor ever reads an unbounded body.
+            None => {
                 let body = req
                     .take_body()
                     .into_bytes_limit(self.limit)
@@ -315,14 +318,11 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                     })?;
                 req.set_body(body);
             }
-            None => {}
         }
         self.inner.call(req).await
     }
 }
 
-/// `nosniff`, frame denial, no referrer, and a CSP: locked down for the API, loosened just
-/// enough on `/docs` for Swagger UI, whose page is inline script and style.
 /// `nosniff`, `DENY` framing, no referrer, a CSP, HSTS when configured, and `no-store` on
 /// every response that did not choose its own caching: API responses carry tokens and personal
 /// data, and a shared cache must never keep them.

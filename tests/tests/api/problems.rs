@@ -64,6 +64,40 @@ async fn chunked_bodies_are_cut_off_at_the_limit() {
     assert!(response.contains("application/problem+json"), "{response}");
 }
 
+/// HTTP/2 cleartext on the same port: a body streamed in DATA frames with no content-length
+/// is cut off at the limit too, not read whole.
+#[tokio::test]
+async fn h2c_bodies_without_a_length_are_cut_off_at_the_limit() {
+    let app = spawn_app_with(&[("APP__HTTP__BODY_LIMIT_BYTES", "1024")]).await;
+    let address = app.address.trim_start_matches("http://");
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::post(format!("http://{address}/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    // 8 MB in 64 KiB frames; the server may reset the stream long before the end.
+    let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+    for _ in 0..128 {
+        body.reserve_capacity(chunk.len());
+        if body.send_data(chunk.clone(), false).is_err() {
+            break;
+        }
+    }
+    let _ = body.send_data(bytes::Bytes::new(), true);
+    let response = response.await.expect("response");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
 #[tokio::test]
 async fn slow_requests_time_out_with_503() {
     let app = spawn_app_with(&[("APP__HTTP__REQUEST_TIMEOUT", "300ms")]).await;

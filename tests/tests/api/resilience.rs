@@ -89,3 +89,34 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let KeelOutput { code, stderr, .. } = keel.wait().await;
     assert_eq!(code, Some(0), "stderr: {stderr}");
 }
+
+/// A query cannot outlive its request: PostgreSQL cancels it at `database.statement_timeout`.
+/// Migrations run without it, and leave the connection with the pool's setting again.
+#[tokio::test]
+async fn statements_are_cancelled_at_the_timeout_and_migrations_are_exempt() {
+    let app = spawn_app_with(&[]).await;
+    let mut environment = keel_tests::test_environment(&app.database_url);
+    environment.push(("APP__DATABASE__STATEMENT_TIMEOUT".into(), "200ms".into()));
+    let settings = keel::config::Settings::load_from(environment).expect("settings");
+    let pool = keel::db::connect_lazy(&settings.database).expect("pool");
+    let shown = || async {
+        sqlx::query_scalar::<_, String>("SHOW statement_timeout")
+            .fetch_one(&pool)
+            .await
+            .expect("show")
+    };
+    assert_eq!(shown().await, "200ms");
+
+    let cancelled = sqlx::query("SELECT pg_sleep(5)")
+        .execute(&pool)
+        .await
+        .expect_err("cancelled by the statement timeout");
+    let code = cancelled
+        .as_database_error()
+        .and_then(|error| error.code())
+        .map(|code| code.into_owned());
+    assert_eq!(code.as_deref(), Some("57014"), "{cancelled}");
+
+    keel::db::migrate(&pool).await.expect("migrations run");
+    assert_eq!(shown().await, "200ms");
+}
