@@ -154,6 +154,8 @@ pub struct AuthSettings {
     pub access_token_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub refresh_token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
     /// Ed25519 private key, PKCS#8 PEM. Exclusive with `signing_key_file`.
     pub signing_key: Option<SecretString>,
     pub signing_key_file: Option<PathBuf>,
@@ -440,6 +442,7 @@ impl AuthSettings {
         for (key, value) in [
             ("auth.access_token_ttl", auth.access_token_ttl),
             ("auth.refresh_token_ttl", auth.refresh_token_ttl),
+            ("auth.session_lifetime", auth.session_lifetime),
             ("auth.throttle.window", auth.throttle.window),
         ] {
             if value.is_zero() {

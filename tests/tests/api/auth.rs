@@ -338,6 +338,20 @@ async fn wrong_current_passwords_are_throttled_like_failed_logins() {
     assert_problem(auth.login("guess@example.com", PASSWORD).await, 429).await;
 }
 
+/// Refreshing extends a session only up to its absolute lifetime, counted from login.
+#[tokio::test]
+async fn sessions_end_at_their_absolute_lifetime_however_often_refreshed() {
+    let app = spawn_app_with(&[("APP__AUTH__SESSION_LIFETIME", "3s")]).await;
+    let auth = app.auth();
+    let session = auth.register_and_login("life@example.com", PASSWORD).await;
+    let refreshed =
+        keel_tests::Session::from_response(auth.refresh(&session.refresh_token).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    // The refresh token's own TTL (30 days) has not run out; the session has.
+    assert_problem(auth.refresh(&refreshed.refresh_token).await, 401).await;
+    assert_eq!(auth.login("life@example.com", PASSWORD).await.status(), 200);
+}
+
 #[tokio::test]
 async fn failed_logins_are_throttled_per_account_then_recover() {
     let app = spawn_app_with(&[

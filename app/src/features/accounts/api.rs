@@ -70,6 +70,8 @@ pub struct AccountsApi {
     pub passwords: Passwords,
     pub throttle: Arc<LoginThrottle>,
     pub refresh_token_ttl: Duration,
+    /// How long a session lasts from its login, however often it is refreshed.
+    pub session_lifetime: Duration,
     logins: Counter<u64>,
 }
 
@@ -79,6 +81,7 @@ impl AccountsApi {
         passwords: Passwords,
         throttle: Arc<LoginThrottle>,
         refresh_token_ttl: Duration,
+        session_lifetime: Duration,
     ) -> Self {
         let logins = global::meter("keel")
             .u64_counter("keel.auth.logins")
@@ -89,6 +92,7 @@ impl AccountsApi {
             passwords,
             throttle,
             refresh_token_ttl,
+            session_lifetime,
             logins,
         }
     }
@@ -116,7 +120,7 @@ impl AccountsApi {
     }
 
     fn refresh_expiry(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.refresh_token_ttl
+        OffsetDateTime::now_utc() + self.refresh_token_ttl.min(self.session_lifetime)
     }
 
     fn client_ip(&self, req: &Request) -> Option<IpAddr> {
@@ -217,6 +221,9 @@ impl AccountsApi {
             body.0.refresh_token.as_str(),
             &next,
             self.refresh_expiry(),
+            self.session_lifetime
+                .try_into()
+                .unwrap_or(time::Duration::MAX),
         )
         .await?
         {

@@ -23,6 +23,7 @@ impl Feature for Accounts {
                 state.passwords.clone(),
                 state.throttle.clone(),
                 state.settings.auth.refresh_token_ttl,
+                state.settings.auth.session_lifetime,
             ),
             KeysApi,
         )

@@ -149,16 +149,20 @@ pub enum Rotation {
 
 /// Spends `presented` and stores `next` in the same session, atomically. Row locks serialize
 /// concurrent refreshes of one token: the loser sees it spent, which counts as reuse.
+///
+/// `next` expires at `expires_at`, but never after the session's absolute end, `lifetime`
+/// after its login: refreshing extends a session only up to that, never forever.
 pub async fn rotate(
     db: &PgPool,
     presented: &str,
     next: &RefreshToken,
     expires_at: OffsetDateTime,
+    lifetime: time::Duration,
 ) -> Result<Rotation, sqlx::Error> {
     let mut tx = db.begin().await?;
     let found = sqlx::query!(
         r#"SELECT t.session_id, t.spent_at, t.expires_at, s.revoked_at, s.user_id,
-                  u.role AS "role: Role"
+                  s.created_at AS session_started, u.role AS "role: Role"
            FROM refresh_tokens t
            JOIN sessions s ON s.id = t.session_id
            JOIN users u ON u.id = s.user_id
@@ -185,9 +189,12 @@ pub async fn rotate(
         tracing::warn!(session = %found.session_id, user = %found.user_id, "refresh token reused; session revoked");
         return Ok(Rotation::Reused);
     }
-    if found.expires_at <= OffsetDateTime::now_utc() {
+    let now = OffsetDateTime::now_utc();
+    let session_ends = found.session_started.saturating_add(lifetime);
+    if found.expires_at <= now || session_ends <= now {
         return Ok(Rotation::Invalid);
     }
+    let expires_at = expires_at.min(session_ends);
     sqlx::query!(
         "UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1",
         hash_token(presented)
