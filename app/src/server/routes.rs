@@ -173,7 +173,7 @@ mod tests {
 
         #[oai(path = "/admin-only", method = "get")]
         async fn admin_only(&self, auth: BearerAuth) -> Result<PlainText<String>, ApiError> {
-            auth.require_admin()?;
+            auth.require_role(Role::Admin)?;
             Ok(PlainText("welcome".to_owned()))
         }
     }

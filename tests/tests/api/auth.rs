@@ -338,6 +338,43 @@ async fn wrong_current_passwords_are_throttled_like_failed_logins() {
     assert_problem(auth.login("guess@example.com", PASSWORD).await, 429).await;
 }
 
+/// A logout ends the session at once for sensitive operations, though the access token is
+/// still within its TTL; ordinary reads go on until it expires.
+#[tokio::test]
+async fn sensitive_operations_refuse_tokens_of_an_ended_session() {
+    let app = spawn_app().await;
+    let auth = app.auth();
+    let admin = auth.admin().await;
+    let product = keel_tests::catalog::NewProduct::new("LIVE-1").json();
+    assert_eq!(
+        app.catalog()
+            .post(&admin.access_token, &product)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(auth.logout(&admin).await.status(), 204);
+
+    let after = keel_tests::catalog::NewProduct::new("LIVE-2").json();
+    let body = assert_problem(app.catalog().post(&admin.access_token, &after).await, 401).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("session"),
+        "{body}"
+    );
+    let change = auth
+        .change_password(
+            &admin.access_token,
+            "admin test passphrase",
+            "a brand new passphrase",
+        )
+        .await;
+    assert_problem(change, 401).await;
+    assert_eq!(auth.me(&admin.access_token).await.status(), 200);
+}
+
 /// Refreshing extends a session only up to its absolute lifetime, counted from login.
 #[tokio::test]
 async fn sessions_end_at_their_absolute_lifetime_however_often_refreshed() {

@@ -278,6 +278,7 @@ impl AccountsApi {
         auth: BearerAuth,
         body: JsonBody<ChangePasswordRequest>,
     ) -> Result<EmptyResponse, ApiError> {
+        auth.require_live_session(&self.db).await?;
         let ChangePasswordRequest {
             current_password,
             new_password,

@@ -139,7 +139,7 @@ impl CatalogApi {
         auth: BearerAuth,
         body: JsonBody<NewProduct>,
     ) -> Result<CreateProductResponse, ApiError> {
-        auth.require_admin()?;
+        auth.require_admin(&self.db).await?;
         let product = repo::insert(&self.db, &body.0).await?;
         let (etag, location) = (product.etag(), format!("/api/v1/products/{}", product.id));
         Ok(CreateProductResponse::Created(
@@ -192,7 +192,7 @@ impl CatalogApi {
         if_match: IfMatch,
         body: JsonBody<ProductPatch>,
     ) -> Result<UpdateProductResponse, ApiError> {
-        auth.require_admin()?;
+        auth.require_admin(&self.db).await?;
         let expected = expected_version(&if_match)?;
         match repo::update(&self.db, id.0, expected, &body.0).await? {
             Update::Updated(product) => {
@@ -215,7 +215,7 @@ impl CatalogApi {
         auth: BearerAuth,
         id: Path<Uuid>,
     ) -> Result<DeleteProductResponse, ApiError> {
-        auth.require_admin()?;
+        auth.require_admin(&self.db).await?;
         if repo::delete(&self.db, id.0).await? {
             Ok(DeleteProductResponse::NoContent)
         } else {

@@ -183,7 +183,7 @@ impl OrdersApi {
         operation_id = "fulfilOrder"
     )]
     async fn fulfil(&self, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Order>, ApiError> {
-        auth.require_admin()?;
+        auth.require_admin(&self.db).await?;
         self.transition(id.0, None, OrderStatus::Fulfilled).await
     }
 }

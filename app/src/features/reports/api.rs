@@ -93,7 +93,7 @@ impl ReportsApi {
         from: Query<Day>,
         to: Query<Day>,
     ) -> Result<Json<SalesReport>, ApiError> {
-        auth.require_admin()?;
+        auth.require_admin(&self.db).await?;
         let (from, to) = (from.0.0, to.0.0);
         let days = (to - from).whole_days();
         if !(0..MAX_DAYS).contains(&days) {
