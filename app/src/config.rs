@@ -186,9 +186,13 @@ pub struct ThrottleSettings {
     pub max_failures_per_ip: u32,
     #[serde(with = "humantime_serde")]
     pub window: Duration,
-    /// Header holding the client's IP when behind a proxy that sets it (e.g. `x-real-ip`).
-    /// Unset: the TCP peer address. Never set it without such a proxy: clients could forge it.
+    /// Header listing the client's IP when behind proxies that append to it (e.g.
+    /// `x-forwarded-for`). Unset: the TCP peer address. Never set it without such a proxy.
     pub client_ip_header: Option<String>,
+    /// How many proxies in front of the service append to `client_ip_header`: the client is
+    /// the entry this many places from the right, which those proxies wrote. Entries further
+    /// left came from the client itself and are never believed.
+    pub trusted_proxy_hops: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -476,6 +480,12 @@ impl AuthSettings {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
+        }
+        if auth.throttle.client_ip_header.is_some() && auth.throttle.trusted_proxy_hops == 0 {
+            return Err(ConfigError::invalid(
+                "auth.throttle.trusted_proxy_hops",
+                "must be at least 1 when auth.throttle.client_ip_header is set",
+            ));
         }
         if let Some(header) = &auth.throttle.client_ip_header
             && poem::http::HeaderName::from_bytes(header.as_bytes()).is_err()

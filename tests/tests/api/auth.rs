@@ -338,6 +338,38 @@ async fn wrong_current_passwords_are_throttled_like_failed_logins() {
     assert_problem(auth.login("guess@example.com", PASSWORD).await, 429).await;
 }
 
+/// Behind one proxy that appends to X-Forwarded-For, the client is the rightmost entry:
+/// rotating the entries a client writes itself does not escape the per-IP limit.
+#[tokio::test]
+async fn per_ip_limits_count_the_address_our_proxy_saw() {
+    let app = spawn_app_with(&[
+        ("APP__AUTH__THROTTLE__CLIENT_IP_HEADER", "x-forwarded-for"),
+        ("APP__AUTH__THROTTLE__TRUSTED_PROXY_HOPS", "1"),
+        ("APP__AUTH__THROTTLE__MAX_FAILURES_PER_IP", "2"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let attempt = |n: u32, real_client: &'static str| {
+        let request = http
+            .post(format!("{}/api/v1/auth/login", app.address))
+            .header("x-forwarded-for", format!("10.9.{n}.1, {real_client}"))
+            .json(&serde_json::json!({"email": format!("nobody{n}@example.com"), "password": "wrong"}));
+        async move { request.send().await.expect("login").status().as_u16() }
+    };
+    assert_eq!(attempt(1, "203.0.113.7").await, 401);
+    assert_eq!(attempt(2, "203.0.113.7").await, 401);
+    assert_eq!(
+        attempt(3, "203.0.113.7").await,
+        429,
+        "rotating the spoofed entry does not help"
+    );
+    assert_eq!(
+        attempt(4, "198.51.100.4").await,
+        401,
+        "another client is not affected"
+    );
+}
+
 /// A logout ends the session at once for sensitive operations, though the access token is
 /// still within its TTL; ordinary reads go on until it expires.
 #[tokio::test]

@@ -124,13 +124,7 @@ impl AccountsApi {
     }
 
     fn client_ip(&self, req: &Request) -> Option<IpAddr> {
-        match self.throttle.client_ip_header() {
-            Some(header) => req
-                .header(header)
-                .and_then(|value| value.split(',').next())
-                .and_then(|ip| ip.trim().parse().ok()),
-            None => req.remote_addr().as_socket_addr().map(|addr| addr.ip()),
-        }
+        self.throttle.client_of(req)
     }
 }
 
