@@ -165,6 +165,8 @@ pub struct AuthSettings {
     pub verification_key_files: Vec<PathBuf>,
     /// Password hashes computed at once; 0 means one per CPU core.
     pub password_hash_concurrency: usize,
+    /// Requests that may wait for a hashing permit; more are answered 429 at once.
+    pub password_hash_queue: usize,
     pub argon2: Argon2Settings,
     pub throttle: ThrottleSettings,
 }
@@ -193,6 +195,8 @@ pub struct ThrottleSettings {
     /// the entry this many places from the right, which those proxies wrote. Entries further
     /// left came from the client itself and are never believed.
     pub trusted_proxy_hops: usize,
+    /// Registrations from one client network within `window` (per replica) before 429.
+    pub max_registrations_per_ip: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -475,6 +479,10 @@ impl AuthSettings {
             (
                 "auth.throttle.max_failures_per_ip",
                 auth.throttle.max_failures_per_ip,
+            ),
+            (
+                "auth.throttle.max_registrations_per_ip",
+                auth.throttle.max_registrations_per_ip,
             ),
         ] {
             if value == 0 {

@@ -283,7 +283,13 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<crate::auth::password::HashError> for ApiError {
     fn from(err: crate::auth::password::HashError) -> Self {
-        Self::Internal(err.into())
+        match err {
+            // Load, not a bug: the client may retry shortly.
+            crate::auth::password::HashError::Busy => Self::TooManyRequests {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            other => Self::Internal(other.into()),
+        }
     }
 }
 

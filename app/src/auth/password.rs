@@ -4,7 +4,7 @@ use std::{
     collections::HashSet,
     sync::{
         Arc, LazyLock, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -81,6 +81,9 @@ pub enum HashError {
     Argon2(String),
     #[error("password hashing task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// More requests are already waiting to hash than the queue limit allows.
+    #[error("too many password hashes are waiting")]
+    Busy,
 }
 
 /// Hashes and verifies passwords. Each operation holds `memory_kib` and one core for tens of
@@ -97,6 +100,10 @@ pub struct Passwords {
     buffers: Arc<Mutex<Vec<Vec<Block>>>>,
     /// Verified against when the email is unknown, so both paths cost the same.
     dummy_hash: Arc<str>,
+    /// Requests waiting for a permit now, and how many may: beyond it a request is turned
+    /// away at once (429) instead of queueing without bound behind a flood.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
 }
 
 impl Passwords {
@@ -123,7 +130,17 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(concurrency)),
             buffers: Arc::new(Mutex::new(vec![first])),
             dummy_hash: dummy_hash.into(),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: usize::MAX,
         })
+    }
+
+    /// At most `max_waiting` requests wait for a hashing permit; more get [`HashError::Busy`].
+    pub fn with_queue_limit(self, max_waiting: usize) -> Self {
+        Self {
+            max_waiting,
+            ..self
+        }
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
@@ -163,12 +180,18 @@ impl Passwords {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|err| HashError::Argon2(err.to_string()))?;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Counted down on drop, so a request abandoned while it waits frees its place.
+                let _place = Waiting::join(&self.waiting, self.max_waiting)?;
+                self.permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|err| HashError::Argon2(err.to_string()))?
+            }
+        };
         let buffers = self.buffers.clone();
         let block_count = self.params.block_count();
         tokio::task::spawn_blocking(move || {
@@ -183,6 +206,25 @@ impl Passwords {
             result
         })
         .await?
+    }
+}
+
+/// A place in the hashing queue.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn join(waiting: &'a AtomicUsize, max: usize) -> Result<Self, HashError> {
+        if waiting.fetch_add(1, Ordering::SeqCst) >= max {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashError::Busy);
+        }
+        Ok(Self(waiting))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -284,6 +326,36 @@ mod tests {
         assert!(check_policy("qwerty123456", "password").is_err());
         assert!(check_policy("Password20242024", "password").is_err());
         assert!(check_policy("aaaaaaaaaaaaaaaa", "password").is_err());
+    }
+
+    #[tokio::test]
+    async fn beyond_the_queue_limit_hashing_is_refused_at_once() {
+        let passwords = Passwords::new(
+            Argon2Settings {
+                memory_kib: 8192,
+                iterations: 4,
+                parallelism: 1,
+            },
+            1,
+        )
+        .expect("valid params")
+        .with_queue_limit(1);
+        // One hashes, one waits, the rest are turned away without waiting.
+        let attempts = (0..6).map(|_| passwords.hash("a queue of passwords".to_owned().into()));
+        let results = futures_util::future::join_all(attempts).await;
+        let busy = results
+            .iter()
+            .filter(|result| matches!(result, Err(HashError::Busy)))
+            .count();
+        assert!(busy >= 4, "{busy} of 6 refused");
+        assert!(results.iter().filter(|result| result.is_ok()).count() >= 1);
+        // The queue empties again: later hashes go through.
+        assert!(
+            passwords
+                .hash("after the flood".to_owned().into())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]

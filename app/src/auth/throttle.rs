@@ -25,16 +25,19 @@ const MAX_TRACKED: usize = 100_000;
 pub struct LoginThrottle {
     db: PgPool,
     settings: ThrottleSettings,
-    /// In first-failure order, so the front is always the oldest window.
-    by_ip: Mutex<LinkedHashMap<IpAddr, (u32, Instant)>>,
+    /// Login attempts per client network, this replica only.
+    by_ip: Windows,
+    /// Registrations per client network, this replica only.
+    registrations: Windows,
 }
 
 impl LoginThrottle {
     pub fn new(db: PgPool, settings: ThrottleSettings) -> Self {
         Self {
             db,
+            by_ip: Windows::new(settings.window),
+            registrations: Windows::new(settings.window),
             settings,
-            by_ip: Mutex::new(LinkedHashMap::new()),
         }
     }
 
@@ -64,40 +67,19 @@ impl LoginThrottle {
         forwarded.or_else(peer).map(network_of)
     }
 
-    /// 429 when either the account or the IP is over its limit.
-    pub async fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    /// Counts an attempt against the account and the client *before* its password is checked,
+    /// and refuses it (429) when that goes over either limit. Counting first, atomically (one
+    /// upsert for the account, one locked update for the client), is what makes concurrent
+    /// guesses count: a burst of attempts cannot all pass a check before any failure is
+    /// recorded. [`LoginThrottle::succeeded`] takes a successful attempt back.
+    pub async fn begin(&self, account: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
         if let Some(ip) = ip
-            && let Some(retry_after) = self.ip_blocked_for(ip)
+            && let Some(retry_after) = self.by_ip.count(ip, self.settings.max_failures_per_ip)
         {
             return Err(ApiError::TooManyRequests { retry_after });
         }
-        let window = self.settings.window.as_secs_f64();
-        let blocked_for = sqlx::query_scalar!(
-            r#"SELECT extract(epoch FROM window_started_at + make_interval(secs => $2) - now())::float8
-                 AS "seconds!"
-               FROM login_failures
-               WHERE account = $1 AND failures >= $3
-                 AND window_started_at + make_interval(secs => $2) > now()"#,
-            account,
-            window,
-            i32::try_from(self.settings.max_failures_per_account).unwrap_or(i32::MAX),
-        )
-        .fetch_optional(&self.db)
-        .await?;
-        match blocked_for {
-            Some(seconds) => Err(ApiError::TooManyRequests {
-                retry_after: Duration::from_secs_f64(seconds.max(1.0)),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    pub async fn record_failure(&self, account: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        if let Some(ip) = ip {
-            self.count_ip_failure(ip);
-        }
-        // A window older than `window` starts over at one failure.
-        sqlx::query!(
+        // A window older than `window` starts over at this attempt.
+        let counted = sqlx::query!(
             r#"INSERT INTO login_failures (account, failures, window_started_at)
                VALUES ($1, 1, now())
                ON CONFLICT (account) DO UPDATE SET
@@ -106,48 +88,100 @@ impl LoginThrottle {
                    ELSE login_failures.failures + 1 END,
                  window_started_at = CASE
                    WHEN login_failures.window_started_at + make_interval(secs => $2) <= now() THEN now()
-                   ELSE login_failures.window_started_at END"#,
+                   ELSE login_failures.window_started_at END
+               RETURNING failures,
+                 extract(epoch FROM window_started_at + make_interval(secs => $2) - now())::float8
+                   AS "remaining!""#,
             account,
             self.settings.window.as_secs_f64(),
         )
-        .execute(&self.db)
+        .fetch_one(&self.db)
         .await?;
+        let limit = i32::try_from(self.settings.max_failures_per_account).unwrap_or(i32::MAX);
+        if counted.failures > limit {
+            return Err(ApiError::TooManyRequests {
+                retry_after: Duration::from_secs_f64(counted.remaining.max(1.0)),
+            });
+        }
         Ok(())
     }
 
-    pub async fn record_success(&self, account: &str) -> Result<(), ApiError> {
+    /// The attempt [`LoginThrottle::begin`] counted was right: it was no failure, and the
+    /// account's earlier failures are forgiven.
+    pub async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        if let Some(ip) = ip {
+            self.by_ip.uncount(ip);
+        }
         sqlx::query!("DELETE FROM login_failures WHERE account = $1", account)
             .execute(&self.db)
             .await?;
         Ok(())
     }
 
-    fn ip_blocked_for(&self, ip: IpAddr) -> Option<Duration> {
-        let by_ip = self
-            .by_ip
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (failures, started) = by_ip.get(&ip)?;
-        let elapsed = started.elapsed();
-        (*failures >= self.settings.max_failures_per_ip && elapsed < self.settings.window)
-            .then(|| (self.settings.window - elapsed).max(Duration::from_secs(1)))
+    /// Counts a registration from `ip`; 429 once it is over `max_registrations_per_ip`. Each
+    /// registration costs a password hash, so this also bounds how fast one client can queue
+    /// hashing work.
+    pub fn begin_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match ip.and_then(|ip| {
+            self.registrations
+                .count(ip, self.settings.max_registrations_per_ip)
+        }) {
+            Some(retry_after) => Err(ApiError::TooManyRequests { retry_after }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Attempts per client network within a window, in memory. In first-attempt order, so the
+/// front is always the oldest window; bounded by [`MAX_TRACKED`].
+struct Windows {
+    window: Duration,
+    map: Mutex<LinkedHashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Windows {
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            map: Mutex::new(LinkedHashMap::new()),
+        }
     }
 
-    fn count_ip_failure(&self, ip: IpAddr) {
-        let window = self.settings.window;
-        let mut by_ip = self
-            .by_ip
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkedHashMap<IpAddr, (u32, Instant)>> {
+        self.map
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (failures, started) = match by_ip.remove(&ip) {
-            Some((failures, started)) if started.elapsed() < window => (failures, started),
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one attempt; `Some(retry_after)` when that makes more than `limit` in the window.
+    fn count(&self, ip: IpAddr, limit: u32) -> Option<Duration> {
+        let mut map = self.lock();
+        let (attempts, started) = match map.remove(&ip) {
+            Some((attempts, started)) if started.elapsed() < self.window => (attempts, started),
             _ => (0, Instant::now()),
         };
-        while by_ip.len() >= MAX_TRACKED {
-            by_ip.pop_front();
+        while map.len() >= MAX_TRACKED {
+            map.pop_front();
         }
+        let attempts = attempts.saturating_add(1);
         // Re-inserted at the back: the map stays ordered by window start.
-        by_ip.insert(ip, (failures + 1, started));
+        map.insert(ip, (attempts, started));
+        (attempts > limit).then(|| {
+            self.window
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(1))
+        })
+    }
+
+    fn uncount(&self, ip: IpAddr) {
+        if let Some((attempts, _)) = self.lock().get_mut(&ip) {
+            *attempts = attempts.saturating_sub(1);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -173,6 +207,7 @@ mod tests {
             window: Duration::from_secs(60),
             client_ip_header: header.map(str::to_owned),
             trusted_proxy_hops: hops,
+            max_registrations_per_ip: 2,
         };
         let db = sqlx::PgPool::connect_lazy("postgres://unused@127.0.0.1/unused").expect("lazy");
         LoginThrottle::new(db, settings)
@@ -229,25 +264,22 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_map_is_bounded_and_evicts_the_oldest() {
-        let limiter = throttle(None, 1);
+    #[test]
+    fn windows_count_refuse_past_the_limit_and_evict_the_oldest() {
+        let windows = Windows::new(Duration::from_secs(60));
         let first: IpAddr = "192.0.2.1".parse().expect("ip");
-        limiter.count_ip_failure(first);
-        limiter.count_ip_failure(first);
-        assert!(limiter.ip_blocked_for(first).is_some());
-        for n in 0..MAX_TRACKED as u32 {
-            limiter.count_ip_failure(IpAddr::V4((0x0a00_0000 + n).into()));
-        }
-        let tracked = limiter
-            .by_ip
-            .lock()
-            .map(|map| map.len())
-            .unwrap_or_default();
-        assert_eq!(tracked, MAX_TRACKED);
+        assert!(windows.count(first, 2).is_none());
+        assert!(windows.count(first, 2).is_none());
+        assert!(windows.count(first, 2).is_some(), "the third of two");
+        windows.uncount(first);
         assert!(
-            limiter.ip_blocked_for(first).is_none(),
-            "the oldest went first"
+            windows.count(first, 2).is_some(),
+            "still over after one is taken back"
         );
+        for n in 0..MAX_TRACKED as u32 {
+            windows.count(IpAddr::V4((0x0a00_0000 + n).into()), 2);
+        }
+        assert_eq!(windows.len(), MAX_TRACKED);
+        assert!(windows.count(first, 2).is_none(), "the oldest went first");
     }
 }

@@ -25,7 +25,8 @@ impl AppState {
         let passwords = Passwords::new(
             settings.auth.argon2,
             settings.auth.password_hash_concurrency,
-        )?;
+        )?
+        .with_queue_limit(settings.auth.password_hash_queue);
         let throttle = LoginThrottle::new(db.clone(), settings.auth.throttle.clone());
         Ok(Self {
             db,

@@ -338,6 +338,44 @@ async fn wrong_current_passwords_are_throttled_like_failed_logins() {
     assert_problem(auth.login("guess@example.com", PASSWORD).await, 429).await;
 }
 
+/// Attempts are counted before the password is checked, so a burst of concurrent guesses
+/// cannot all slip past the limit while the first ones are still being hashed.
+#[tokio::test]
+async fn concurrent_guesses_count_against_the_limit() {
+    let app = spawn_app_with(&[("APP__AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT", "3")]).await;
+    let auth = app.auth();
+    auth.register_and_login("burst@example.com", PASSWORD).await;
+    let guesses = (0..10).map(|n| {
+        let auth = app.auth();
+        async move {
+            auth.login("burst@example.com", &format!("wrong guess number {n}"))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|status| **status == 401).count();
+    assert!(checked <= 3, "{checked} guesses were checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|status| matches!(status, 401 | 429)),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn registrations_are_limited_per_client() {
+    let app = spawn_app_with(&[("APP__AUTH__THROTTLE__MAX_REGISTRATIONS_PER_IP", "2")]).await;
+    let auth = app.auth();
+    for n in 0..2 {
+        let email = format!("new{n}@example.com");
+        assert_eq!(auth.register(&email, PASSWORD, "New").await.status(), 201);
+    }
+    let refused = auth.register("new2@example.com", PASSWORD, "New").await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_problem(refused, 429).await;
+}
+
 /// Behind one proxy that appends to X-Forwarded-For, the client is the rightmost entry:
 /// rotating the entries a client writes itself does not escape the per-IP limit.
 #[tokio::test]

@@ -131,12 +131,23 @@ impl AccountsApi {
 #[OpenApi(prefix_path = "/api/v1")]
 impl AccountsApi {
     /// Create an account (role `member`).
+    ///
+    /// Registrations are limited per client network (429 with `Retry-After`).
     #[oai(path = "/auth/register", method = "post", tag = "AccountTags::Auth")]
     async fn register(
         &self,
+        req: &Request,
         body: JsonBody<RegisterRequest>,
     ) -> Result<RegisterResponse, ApiError> {
+        self.throttle.begin_registration(self.client_ip(req))?;
         let new_user = NewUser::parse(body.0)?;
+        // A taken email costs no hash (the insert below still catches a concurrent one).
+        if repo::find_by_email(&self.db, new_user.email.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(repo::InsertUserError::EmailTaken.into());
+        }
         let hash = self.passwords.hash(new_user.password).await?;
         let user = repo::insert_user(
             &self.db,
@@ -164,7 +175,7 @@ impl AccountsApi {
         let (email, password) = (email.into_inner(), password.into_inner());
         let account = email.trim().to_lowercase();
         let ip = self.client_ip(req);
-        if let Err(throttled) = self.throttle.check(&account, ip).await {
+        if let Err(throttled) = self.throttle.begin(&account, ip).await {
             self.count_login("throttled");
             return Err(throttled);
         }
@@ -178,14 +189,13 @@ impl AccountsApi {
             )
             .await?;
         let Some(user) = user.filter(|_| verified.matches) else {
-            self.throttle.record_failure(&account, ip).await?;
             self.count_login("failure");
             return Err(ApiError::Unauthorized(
                 "The email or password is not correct.".into(),
             ));
         };
 
-        self.throttle.record_success(&account).await?;
+        self.throttle.succeeded(&account, ip).await?;
         if verified.outdated {
             let hash = self.passwords.hash(password.into()).await?;
             repo::set_password_hash(&self.db, user.id, &hash).await?;
@@ -286,13 +296,14 @@ impl AccountsApi {
             .ok_or(ApiError::NotFound)?;
         let account = user.email.to_lowercase();
         let ip = self.client_ip(req);
-        self.throttle.check(&account, ip).await?;
+        self.throttle.begin(&account, ip).await?;
         let verified = self
             .passwords
             .verify(current_password.into(), Some(user.password_hash))
             .await?;
-        if !verified.matches {
-            self.throttle.record_failure(&account, ip).await?;
+        if verified.matches {
+            self.throttle.succeeded(&account, ip).await?;
+        } else {
             return Err(ApiError::Validation(vec![FieldError::new(
                 "/current_password",
                 "is not correct",
