@@ -107,4 +107,25 @@ mod tests {
         assert!(none_match_hits("*", "\"3\""));
         assert!(!none_match_hits("\"2\"", "\"3\""));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_if_match_is_answered(header in "\\PC{0,30}") {
+            if let Some(Tag::Strong(opaque)) = IfMatch::new(header.clone()).tag() {
+                proptest::prop_assert!(!opaque.contains('"'));
+                let quoted = format!("\"{opaque}\"");
+                proptest::prop_assert_eq!(header.trim(), quoted);
+            }
+        }
+
+        #[test]
+        fn our_own_tags_always_match(version in 0i32.., noise in "[ ,W/\"0-9]{0,20}") {
+            let etag = format!("\"{version}\"");
+            let if_match = IfMatch::new(etag.clone());
+            proptest::prop_assert_eq!(if_match.tag(), Some(Tag::Strong(&etag[1..etag.len() - 1])));
+            let header = format!("{noise}, {etag}");
+            proptest::prop_assert!(none_match_hits(&header, &etag));
+            proptest::prop_assert!(none_match_hits("*", &etag));
+        }
+    }
 }

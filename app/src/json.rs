@@ -168,3 +168,65 @@ fn field_errors<T: Type + 'static>(value: &Value) -> Vec<FieldError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::Object;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::text::{Line, Plain, Text};
+
+    #[derive(Debug, Object)]
+    struct Sample {
+        name: Text<Line<8>>,
+        #[oai(default)]
+        note: Text<Plain<0, 16>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "9")))]
+        count: i32,
+        tags: Option<Vec<Text<Line<4>>>>,
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-20i64..20).prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[ a\\u{0}\\t\\u{85}é]{0,10}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("name".to_owned()),
+                        Just("note".to_owned()),
+                        Just("count".to_owned()),
+                        Just("tags".to_owned()),
+                        "[a-z\\u{0}/~]{0,4}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any JSON at all is answered, and whatever the generated schema accepts, the type
+        /// parses: the document is exactly what the server takes.
+        #[test]
+        fn the_schema_accepts_exactly_what_parses(value in json()) {
+            let errors = field_errors::<Sample>(&value);
+            let parsed = Sample::parse_from_json(Some(value.clone()));
+            if errors.is_empty() {
+                prop_assert!(parsed.is_ok(), "{value}: {:?}", parsed.err().map(|e| e.into_message()));
+            }
+            if parsed.is_ok() {
+                prop_assert!(errors.is_empty(), "{value}: {errors:?}");
+            }
+        }
+    }
+}

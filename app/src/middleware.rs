@@ -401,6 +401,17 @@ mod tests {
         assert!(!acceptable_request_id("abc\ninjected log line"));
     }
 
+    proptest::proptest! {
+        /// A request id reaches the logs only if it is short and plain, whatever was sent.
+        #[test]
+        fn only_plain_request_ids_are_accepted(value in "\\PC{0,140}|[a-z0-9:/._-]{1,130}") {
+            if acceptable_request_id(&value) {
+                proptest::prop_assert!(value.len() <= 128 && !value.is_empty());
+                proptest::prop_assert!(value.bytes().all(|b| b.is_ascii_graphic()));
+            }
+        }
+    }
+
     #[test]
     fn allowed_methods_match_templates() {
         let table = AllowedMethods::new(HashMap::from([

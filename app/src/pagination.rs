@@ -147,4 +147,30 @@ mod tests {
         let mut short = ids[..2].to_vec();
         assert_eq!(split(&mut short, Limit(2), |id| *id), None);
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends as `cursor`, parsing answers (never panics), and only what
+        /// the schema's pattern allows can be a cursor.
+        #[test]
+        fn any_cursor_text_is_answered(value in "\\PC{0,40}") {
+            let pattern = regex::Regex::new("^[A-Za-z0-9_-]{22}$").expect("pattern");
+            if Cursor::parse_from_parameter(&value).is_ok() {
+                proptest::prop_assert!(pattern.is_match(&value));
+            }
+        }
+
+        #[test]
+        fn every_id_round_trips(bytes in proptest::array::uniform16(0u8..)) {
+            let id = Uuid::from_bytes(bytes);
+            let cursor = Cursor::parse_from_parameter(&encode(id)).expect("our own cursor");
+            proptest::prop_assert_eq!(cursor.after(), id);
+        }
+
+        #[test]
+        fn any_limit_text_is_answered(value in "\\PC{0,8}") {
+            if let Ok(limit) = Limit::parse_from_parameter(&value) {
+                proptest::prop_assert!((2..=101).contains(&limit.fetch()));
+            }
+        }
+    }
 }

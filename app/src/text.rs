@@ -246,7 +246,7 @@ impl<const MAX: usize> TextRule for Line<MAX> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     type Name = Text<Line<10>>;
@@ -279,5 +279,31 @@ mod tests {
         assert_eq!((schema.min_length, schema.max_length), (Some(1), Some(10)));
         assert_eq!(schema.pattern.as_deref(), Some(Line::<10>::PATTERN));
         assert!(Regex::new(Line::<10>::PATTERN).is_ok());
+    }
+
+    /// The server's check and the published schema, as a JSON Schema validator reads it,
+    /// agree on every string: what a client generated from the document sends is accepted, and
+    /// what the document forbids is refused.
+    pub(crate) fn schema_and_check_agree<R: TextRule>(value: &str) {
+        let schema = serde_json::to_value(Text::<R>::schema()).expect("schema as JSON");
+        let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+        let by_schema = validator.is_valid(&Value::String(value.to_owned()));
+        let by_check = Text::<R>::parse(value).is_ok();
+        assert_eq!(
+            by_schema, by_check,
+            "{value:?}: schema {by_schema}, check {by_check}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_agree_with_their_schema(value in "[ a\t\n\u{0}\u{85}\u{a0}é\u{1F600}]{0,12}") {
+            schema_and_check_agree::<Line<10>>(&value);
+        }
+
+        #[test]
+        fn plain_text_agrees_with_its_schema(value in "\\PC{0,6}|[a\u{0}]{0,6}") {
+            schema_and_check_agree::<Plain<2, 5>>(&value);
+        }
     }
 }

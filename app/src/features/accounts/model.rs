@@ -170,4 +170,11 @@ mod tests {
         };
         assert_eq!(errors[0].field, "/password");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn emails_agree_with_their_schema(value in "[a@. \u{0}\u{7f}é]{0,10}") {
+            crate::text::tests::schema_and_check_agree::<EmailRule>(&value);
+        }
+    }
 }

@@ -164,4 +164,11 @@ mod tests {
         assert!(Sku::parse("").is_err());
         assert!(Sku::parse("x".repeat(65)).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn skus_agree_with_their_schema(value in "[A-Za-z0-9._ /-]{0,70}") {
+            crate::text::tests::schema_and_check_agree::<SkuRule>(&value);
+        }
+    }
 }
