@@ -24,7 +24,7 @@ export KEEL_BIN := $(KEEL)
 TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut -c1-16)
 
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
-	build unit-test integration-test contract-test sqlx-check sqlx-prepare spec-check infra-check \
+	build unit-test integration-test contract-test docs-browser-test sqlx-check sqlx-prepare spec-check infra-check \
 	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test
 
 help: ## List the targets
@@ -36,13 +36,14 @@ run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo data loaded, 
 seed: build ## Load every feature's demo data into APP__DATABASE__URL (default: the make db-up database)
 	$(KEEL) seed
 
-test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, image, chart, infrastructure, remove-example
+test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, Swagger UI in a browser, image, chart, infrastructure, remove-example
 	$(MAKE) build
 	$(MAKE) unit-test
 	$(MAKE) integration-test
 	$(MAKE) spec-check
 	$(MAKE) sqlx-check
 	$(MAKE) contract-test
+	$(MAKE) docs-browser-test
 	$(MAKE) image-test
 	$(MAKE) helm-check
 	$(MAKE) infra-check
@@ -77,6 +78,9 @@ spec-check: tools ## Validate openapi.json against the OpenAPI 3 schema (drift i
 
 contract-test: tools build ## schemathesis against a live server: all checks, fixed seed, bounded examples
 	scripts/with-postgres.sh scripts/contract-test.sh $(KEEL) $(VENV)/bin/schemathesis
+
+docs-browser-test: tools build ## Swagger UI in Chromium: log in with Try it out, Authorize, GET /users/me shows 200
+	scripts/with-postgres.sh scripts/docs-browser-test.sh $(KEEL) $(VENV)/bin/python
 
 infra-check: tools ## Terraform fmt, validate and test (mocked AWS provider, offline) for infra/, and checkov
 	CHECKOV=$(VENV)/bin/checkov infra/check.sh

@@ -415,25 +415,20 @@ async fn sensitive_operations_refuse_tokens_of_an_ended_session() {
     let app = spawn_app().await;
     let auth = app.auth();
     let admin = auth.admin().await;
+    // example-domain:begin
     let product = keel_tests::catalog::NewProduct::new("LIVE-1").json();
-    assert_eq!(
-        app.catalog()
-            .post(&admin.access_token, &product)
-            .await
-            .status(),
-        201
-    );
+    let created = app.catalog().post(&admin.access_token, &product).await;
+    assert_eq!(created.status(), 201);
+    // example-domain:end
     assert_eq!(auth.logout(&admin).await.status(), 204);
 
+    // example-domain:begin
     let after = keel_tests::catalog::NewProduct::new("LIVE-2").json();
-    let body = assert_problem(app.catalog().post(&admin.access_token, &after).await, 401).await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("session"),
-        "{body}"
-    );
+    let refused = app.catalog().post(&admin.access_token, &after).await;
+    let body = assert_problem(refused, 401).await;
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("session"), "{body}");
+    // example-domain:end
     let change = auth
         .change_password(
             &admin.access_token,
