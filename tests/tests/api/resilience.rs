@@ -120,3 +120,40 @@ async fn statements_are_cancelled_at_the_timeout_and_migrations_are_exempt() {
     keel::db::migrate(&pool).await.expect("migrations run");
     assert_eq!(shown().await, "200ms");
 }
+
+/// Every connection held: a request that needs one fails with 503 problem+json once the
+/// acquire timeout passes, instead of hanging until the request timeout, and the service
+/// answers normally again as soon as connections are free.
+#[tokio::test]
+async fn an_exhausted_pool_fails_fast_with_503_and_recovers() {
+    let app = spawn_app_with(&[
+        ("APP__DATABASE__MAX_CONNECTIONS", "2"),
+        ("APP__DATABASE__ACQUIRE_TIMEOUT", "1s"),
+        ("APP__HTTP__REQUEST_TIMEOUT", "60s"),
+    ])
+    .await;
+    let session = app
+        .auth()
+        .register_and_login("pool@example.com", "correct horse battery staple")
+        .await;
+    let blocker = ReadinessBlocker::hold(&app.database_url).await;
+    // Two readiness probes wait on the lock, each holding one of the pool's two connections.
+    let http = reqwest::Client::new();
+    let held: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(http.get(format!("{}/health/ready", app.address)).send()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let body = assert_problem(app.auth().me(&session.access_token).await, 503).await;
+    assert_eq!(
+        body["type"], "urn:keel:problem:dependency-unavailable",
+        "{body}"
+    );
+
+    blocker.release().await;
+    for probe in held {
+        let status = probe.await.expect("joined").expect("answered").status();
+        assert_eq!(status, 200);
+    }
+    assert_eq!(app.auth().me(&session.access_token).await.status(), 200);
+}
