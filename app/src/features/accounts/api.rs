@@ -1,6 +1,6 @@
 //! Account endpoints. Handlers parse, authorize, call, map — the mechanisms live in `auth`.
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use opentelemetry::{KeyValue, global, metrics::Counter};
 use poem::{Request, web::Data};
@@ -122,10 +122,6 @@ impl AccountsApi {
     fn refresh_expiry(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + self.refresh_token_ttl.min(self.session_lifetime)
     }
-
-    fn client_ip(&self, req: &Request) -> Option<IpAddr> {
-        self.throttle.client_of(req)
-    }
 }
 
 #[OpenApi(prefix_path = "/api/v1")]
@@ -139,7 +135,8 @@ impl AccountsApi {
         req: &Request,
         body: JsonBody<RegisterRequest>,
     ) -> Result<RegisterResponse, ApiError> {
-        self.throttle.begin_registration(self.client_ip(req))?;
+        self.throttle
+            .begin_registration(self.throttle.client_of(req))?;
         let new_user = NewUser::parse(body.0)?;
         // A taken email costs no hash (the insert below still catches a concurrent one).
         if repo::find_by_email(&self.db, new_user.email.as_str())
@@ -174,7 +171,7 @@ impl AccountsApi {
         let LoginRequest { email, password } = body.0;
         let (email, password) = (email.into_inner(), password.into_inner());
         let account = email.trim().to_lowercase();
-        let ip = self.client_ip(req);
+        let ip = self.throttle.client_of(req);
         if let Err(throttled) = self.throttle.begin(&account, ip).await {
             self.count_login("throttled");
             return Err(throttled);
@@ -295,7 +292,7 @@ impl AccountsApi {
             .await?
             .ok_or(ApiError::NotFound)?;
         let account = user.email.to_lowercase();
-        let ip = self.client_ip(req);
+        let ip = self.throttle.client_of(req);
         self.throttle.begin(&account, ip).await?;
         let verified = self
             .passwords
