@@ -88,6 +88,11 @@ pub struct ServerSettings {
     pub port: u16,
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -325,6 +330,21 @@ impl ServerSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.host.trim().is_empty() {
             return Err(ConfigError::invalid("server.host", "must not be empty"));
+        }
+        for (key, value) in [
+            ("server.header_read_timeout", self.header_read_timeout),
+            ("server.idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
+        }
+        // The accept loop counts connections in a semaphore, which holds at most u32::MAX.
+        if self.max_connections == 0 || u32::try_from(self.max_connections).is_err() {
+            return Err(ConfigError::invalid(
+                "server.max_connections",
+                format!("must be between 1 and {}", u32::MAX),
+            ));
         }
         Ok(())
     }

@@ -3,18 +3,15 @@
 use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context as _;
-use poem::{
-    Server,
-    listener::{Acceptor as _, Listener as _, TcpAcceptor, TcpListener},
-};
+use tokio::net::TcpListener;
 
-use super::{AppState, api, api_service, build_routes};
+use super::{AppState, api, api_service, build_routes, connections};
 use crate::{config::Settings, db};
 
 /// A bound, ready-to-run server. Binding happens in [`Application::build`] so callers (and
 /// tests, with port 0) learn the real port before serving.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
 }
@@ -27,18 +24,15 @@ impl Application {
                 .await
                 .context("applying migrations at start-up (database.migrate_on_start)")?;
         }
-        let acceptor = TcpListener::bind(settings.bind_address())
-            .into_acceptor()
+        let listener = TcpListener::bind(settings.bind_address())
             .await
             .with_context(|| format!("binding {}", settings.bind_address()))?;
-        let local_addr = acceptor
+        let local_addr = listener
             .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .context("the listener reported no TCP address")?;
+            .context("the listener reported no address")?;
         let state = AppState::new(settings, db)?;
         Ok(Self {
-            acceptor,
+            listener,
             local_addr,
             state,
         })
@@ -54,7 +48,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
     /// finish for up to `server.shutdown_timeout`.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let state = self.state;
         let routes = build_routes(
             &state.settings.http,
@@ -62,13 +56,8 @@ impl Application {
             api_service(api(&state)),
         );
         tracing::info!(address = %self.local_addr, "serving");
-        let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                routes,
-                shutdown,
-                Some(state.settings.server.shutdown_timeout),
-            )
-            .await;
+        let limits = (&state.settings.server).into();
+        let result = connections::serve(self.listener, routes, limits, shutdown).await;
         state.db.close().await;
         result
     }

@@ -1,7 +1,9 @@
 //! Builds the HTTP application: the OpenAPI service, docs, probes and the middleware stack.
 //! Split by what changes together: [`state`] (what handlers share), [`routes`] (the route table
-//! and middleware order) and [`lifecycle`] (bind, serve, drain on SIGTERM).
+//! and middleware order), [`lifecycle`] (bind, serve, drain on SIGTERM) and [`connections`]
+//! (the accept loop and its per-connection limits).
 
+mod connections;
 mod lifecycle;
 mod routes;
 mod state;

@@ -5,6 +5,7 @@
 mod auth;
 mod catalog;
 mod cli;
+mod connections;
 mod health;
 mod idempotency;
 mod openapi;
