@@ -120,6 +120,11 @@ pub struct CorsSettings {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: SecretString,
+    /// The schema owner's URL, used only by migrations; `url` is then the service's role.
+    #[serde(default)]
+    pub migration_url: Option<SecretString>,
+    /// Refuse URLs that do not verify the server's certificate (`sslmode=verify-full`).
+    pub require_verified_tls: bool,
     pub max_connections: u32,
     pub min_connections: u32,
     #[serde(with = "humantime_serde")]
@@ -375,14 +380,24 @@ impl HttpSettings {
 
 impl DatabaseSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = url::Url::parse(self.url.expose_secret())
-            // The URL's own text may hold a password, so the message never quotes it.
-            .map_err(|err| ConfigError::invalid("database.url", format!("not a URL ({err})")))?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(ConfigError::invalid(
-                "database.url",
-                "must start with postgres:// or postgresql://",
-            ));
+        let urls = [
+            ("database.url", Some(&self.url)),
+            ("database.migration_url", self.migration_url.as_ref()),
+        ];
+        for (key, url) in urls {
+            let Some(url) = url else { continue };
+            let url = validate_database_url(key, url)?;
+            // Without verify-full, anyone on the network path can pose as the database and
+            // collect the password and every row.
+            let verified = url
+                .query_pairs()
+                .any(|(name, value)| name == "sslmode" && value == "verify-full");
+            if self.require_verified_tls && !verified {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must verify the server certificate: add sslmode=verify-full&sslrootcert=<CA bundle> (or set database.require_verified_tls = false for a database without TLS)",
+                ));
+            }
         }
         for (key, value) in [
             ("database.acquire_timeout", self.acquire_timeout),
@@ -407,6 +422,19 @@ impl DatabaseSettings {
         }
         Ok(())
     }
+}
+
+fn validate_database_url(key: &str, url: &SecretString) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(url.expose_secret())
+        // The URL's own text may hold a password, so the message never quotes it.
+        .map_err(|err| ConfigError::invalid(key, format!("not a URL ({err})")))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(ConfigError::invalid(
+            key,
+            "must start with postgres:// or postgresql://",
+        ));
+    }
+    Ok(url)
 }
 
 impl TelemetrySettings {
@@ -730,6 +758,39 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
     }
 
+    const PRODUCTION_DATABASE_URL: &str =
+        "postgres://app@db.internal/app?sslmode=verify-full&sslrootcert=/etc/db-ca/ca.pem";
+
+    #[test]
+    fn production_refuses_database_urls_that_do_not_verify_the_server() {
+        let production = [
+            ("APP_ENV", "production"),
+            ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+        ];
+        for (key, url) in [
+            (
+                "APP__DATABASE__URL",
+                "postgres://app@db.internal/app?sslmode=require",
+            ),
+            (
+                "APP__DATABASE__MIGRATION_URL",
+                "postgres://owner@db.internal/app",
+            ),
+        ] {
+            let others = [("APP__DATABASE__URL", PRODUCTION_DATABASE_URL), (key, url)];
+            let message = error_for(&[production.as_slice(), &others].concat());
+            assert!(message.starts_with(key), "{message}");
+            assert!(message.contains("verify-full"), "{message}");
+        }
+        let opted_out = [
+            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__DATABASE__REQUIRE_VERIFIED_TLS", "false"),
+        ];
+        assert!(load(&[production.as_slice(), &opted_out].concat()).is_ok());
+        // Local runs talk to a database without TLS.
+        assert!(load(&[]).is_ok());
+    }
+
     #[test]
     fn production_refuses_the_default_database_url() {
         let message = error_for(&[("APP_ENV", "production")]);
@@ -740,13 +801,13 @@ mod tests {
     fn production_refuses_to_run_without_a_signing_key() {
         let message = error_for(&[
             ("APP_ENV", "production"),
-            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
         ]);
         assert!(message.starts_with("APP__AUTH__SIGNING_KEY"), "{message}");
 
         let settings = load(&[
             ("APP_ENV", "production"),
-            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
             ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
         ])
         .expect("explicit URL and key are accepted");
@@ -758,7 +819,7 @@ mod tests {
         // `load` points APP_CONFIG_DIR at a missing directory, as in an image with no files.
         let settings = load(&[
             ("APP_ENV", "production"),
-            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
             ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
         ])
         .expect("production settings load without any config file");
@@ -777,7 +838,7 @@ mod tests {
             [
                 ("APP_CONFIG_DIR", dir.to_str().expect("utf-8 temp path")),
                 ("APP_ENV", "production"),
-                ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+                ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
                 ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -795,7 +856,7 @@ mod tests {
     fn production_refuses_argon2_below_the_owasp_minimum() {
         let production = [
             ("APP_ENV", "production"),
-            ("APP__DATABASE__URL", "postgres://app@db.internal/app"),
+            ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
             ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
         ];
         for (key, weak) in [

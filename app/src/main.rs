@@ -139,8 +139,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let settings = load_settings()?;
             let telemetry = telemetry::init(&settings.telemetry)?;
             let result = async {
-                let pool = db::connect_lazy(&settings.database)?;
-                db::migrate(&pool).await.context("applying migrations")?;
+                db::migrate(&settings.database).await?;
                 tracing::info!("migrations applied");
                 anyhow::Ok(())
             }

@@ -72,14 +72,24 @@ impl Drop for TestApp {
 }
 
 /// The environment a test server is configured from: the real loader, the real `test.toml`.
+/// `database_url` is the database owner's: migrations run as it, and the service itself
+/// connects as its own least-privilege role (see [`service_role_url`]), as in production, so
+/// every test proves the role's grants are enough.
 pub fn test_environment(database_url: &str) -> Vec<(String, String)> {
     vec![
+        (
+            "APP__DATABASE__MIGRATION_URL".to_owned(),
+            database_url.to_owned(),
+        ),
+        (
+            "APP__DATABASE__URL".to_owned(),
+            service_role_url(database_url),
+        ),
         ("APP_ENV".to_owned(), "test".to_owned()),
         (
             "APP_CONFIG_DIR".to_owned(),
             config_dir().display().to_string(),
         ),
-        ("APP__DATABASE__URL".to_owned(), database_url.to_owned()),
         ("APP__SERVER__PORT".to_owned(), "0".to_owned()),
     ]
 }
@@ -92,6 +102,15 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let postgres = TestPostgres::start().await;
     let database_url = postgres.create_database().await;
+    spawn_app_on(postgres, database_url, overrides).await
+}
+
+/// Like [`spawn_app_with`], on a database the test created (and perhaps arranged) itself.
+pub async fn spawn_app_on(
+    postgres: TestPostgres,
+    database_url: String,
+    overrides: &[(&str, &str)],
+) -> TestApp {
     let mut environment = test_environment(&database_url);
     environment.extend(
         overrides
@@ -120,6 +139,19 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         shutdown: Some(shutdown),
     }
 }
+
+/// The URL of the service's role for the database at `owner_url`: roles are shared by every
+/// database on a server, so each test database gets its own, created by its migrations.
+pub fn service_role_url(owner_url: &str) -> String {
+    let mut url = url::Url::parse(owner_url).expect("the owner URL parses");
+    let database = url.path().trim_start_matches('/').to_owned();
+    url.set_username(&format!("svc_{database}"))
+        .and_then(|()| url.set_password(Some(SERVICE_ROLE_PASSWORD)))
+        .expect("a postgres URL takes credentials");
+    url.to_string()
+}
+
+const SERVICE_ROLE_PASSWORD: &str = "service-role-password";
 
 pub fn config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../app/config")

@@ -24,8 +24,8 @@ mod postgres;
 pub mod reports;
 
 pub use app::{
-    TestApp, assert_json, assert_problem, config_dir, free_port, spawn_app, spawn_app_with,
-    test_environment,
+    TestApp, assert_json, assert_problem, config_dir, free_port, service_role_url, spawn_app,
+    spawn_app_on, spawn_app_with, test_environment,
 };
 pub use auth::{Session, TestKey};
 pub use binary::{Keel, KeelOutput, KeelProcess};

@@ -20,7 +20,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = db::connect_lazy(&settings.database).context("database.url")?;
         if settings.database.migrate_on_start {
-            db::migrate(&db)
+            db::migrate(&settings.database)
                 .await
                 .context("applying migrations at start-up (database.migrate_on_start)")?;
         }

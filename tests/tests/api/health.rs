@@ -1,6 +1,10 @@
 //! Probes, request ids and response headers: what every deployment relies on.
 
-use keel_tests::{Keel, KeelOutput, assert_json, assert_problem, spawn_app, spawn_app_with};
+use keel_tests::{
+    Keel, KeelOutput, TestPostgres, assert_json, assert_problem, service_role_url, spawn_app,
+    spawn_app_on, spawn_app_with,
+};
+use sqlx::{Connection as _, Executor as _, PgConnection};
 
 #[tokio::test]
 async fn live_answers_while_the_process_runs() {
@@ -18,7 +22,26 @@ async fn ready_once_migrations_are_applied() {
 
 #[tokio::test]
 async fn not_ready_until_keel_migrate_has_run() {
-    let app = spawn_app_with(&[("APP__DATABASE__MIGRATE_ON_START", "false")]).await;
+    // Migrations create the service's role; made by hand here, so that before `keel migrate`
+    // the service can log in and find the schema missing, rather than not log in at all.
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let service = url::Url::parse(&service_role_url(&database_url)).expect("url");
+    let mut owner = PgConnection::connect(&database_url).await.expect("owner");
+    owner
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE {} LOGIN PASSWORD '{}'",
+            service.username(),
+            service.password().unwrap_or_default()
+        )))
+        .await
+        .expect("create the service role");
+    let app = spawn_app_on(
+        postgres,
+        database_url,
+        &[("APP__DATABASE__MIGRATE_ON_START", "false")],
+    )
+    .await;
     let body = assert_problem(app.get("/health/ready").await, 503).await;
     assert!(
         body["detail"]

@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod connections;
+mod database_roles;
 mod health;
 mod idempotency;
 mod openapi;

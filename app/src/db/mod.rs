@@ -1,10 +1,13 @@
 //! The PostgreSQL pool, embedded migrations, and the readiness probe.
 
+pub mod roles;
+
 use std::str::FromStr;
 
+use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use sqlx::{
-    PgPool,
+    Connection as _, PgConnection, PgPool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -36,19 +39,56 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
         .connect_lazy_with(options))
 }
 
-/// Applies pending migrations, without the statement timeout: building an index on a large
-/// table may rightly take longer than any request.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut connection = pool.acquire().await?;
-    sqlx::query("SET statement_timeout = 0")
-        .execute(&mut *connection)
-        .await?;
-    let applied = MIGRATOR.run(&mut *connection).await;
-    // Back to the pool's setting before the connection serves requests again.
-    sqlx::query("RESET statement_timeout")
-        .execute(&mut *connection)
-        .await?;
-    applied
+/// Applies pending migrations as the schema owner, then hands the service its rights.
+///
+/// The owner is `database.migration_url` when set: it applies migrations and grants the role
+/// named in `database.url` exactly row access (see [`roles`]), so the running service cannot
+/// change the schema. Without it (local development, one role for everything) migrations run
+/// over `database.url` and no grants are made.
+///
+/// The connection carries no statement timeout: building an index on a large table may
+/// rightly take longer than any request.
+pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let (owner_url, owner_key) = match &settings.migration_url {
+        Some(url) => (url, "database.migration_url"),
+        None => (&settings.url, "database.url"),
+    };
+    let options = PgConnectOptions::from_str(owner_url.expose_secret())
+        .with_context(|| owner_key.to_owned())?
+        .application_name("keel-migrate")
+        .options([("statement_timeout", "0")]);
+    let mut owner = PgConnection::connect_with(&options)
+        .await
+        .with_context(|| format!("connecting as the schema owner ({owner_key})"))?;
+    MIGRATOR
+        .run(&mut owner)
+        .await
+        .context("applying migrations")?;
+
+    if settings.migration_url.is_some() {
+        let service_url = url::Url::parse(settings.url.expose_secret()).context("database.url")?;
+        match roles::ServiceRole::from_url(&service_url) {
+            Some(role) if role.name != options.get_username() => {
+                roles::grant_service_role(&mut owner, &role)
+                    .await
+                    .with_context(|| {
+                        format!("granting the service role {:?} its rights", role.name)
+                    })?;
+                tracing::info!(role = %role.name, "service role granted row access");
+            }
+            Some(_) => tracing::warn!(
+                "database.url and database.migration_url name the same user: the service runs as the schema owner"
+            ),
+            None => anyhow::bail!(
+                "database.url: must name a user and password when database.migration_url is set, so migrations can grant that role"
+            ),
+        }
+    }
+    owner
+        .close()
+        .await
+        .context("closing the owner connection")?;
+    Ok(())
 }
 
 /// Why the service is not ready, if it is not.

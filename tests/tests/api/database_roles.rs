@@ -1,0 +1,75 @@
+//! The service's least-privilege role: migrations run as the schema owner and grant the
+//! service's role row access only, so a compromised or buggy service cannot change the schema.
+//! (Every other test already runs the service as that role: its grants are enough.)
+
+use keel_tests::{service_role_url, spawn_app};
+use sqlx::{Connection as _, Executor as _, PgConnection};
+
+fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .map(|code| code.into_owned())
+}
+
+#[tokio::test]
+async fn the_service_role_reads_and_writes_rows_but_cannot_change_the_schema() {
+    let app = spawn_app().await;
+    let mut service = PgConnection::connect(&service_role_url(&app.database_url))
+        .await
+        .expect("the service role logs in with the password from database.url");
+
+    let rows = service
+        .execute("UPDATE users SET display_name = display_name")
+        .await;
+    assert!(rows.is_ok(), "row access is granted: {rows:?}");
+
+    for statement in [
+        "DROP TABLE users",
+        "TRUNCATE login_failures",
+        "ALTER TABLE users ADD COLUMN smuggled text",
+        "CREATE TABLE smuggled (id int)",
+        "CREATE INDEX smuggled ON users (display_name)",
+        "DELETE FROM _sqlx_migrations",
+    ] {
+        let refused = service
+            .execute(statement)
+            .await
+            .expect_err(&format!("the service role ran {statement:?}"));
+        assert_eq!(
+            sqlstate(&refused).as_deref(),
+            Some("42501"),
+            "{statement}: {refused}"
+        );
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&mut service)
+        .await
+        .expect("readiness may read the migrations table");
+    assert!(applied > 0);
+}
+
+#[tokio::test]
+async fn migrating_again_applies_a_rotated_password() {
+    let app = spawn_app().await;
+    let old_url = service_role_url(&app.database_url);
+    let mut rotated = url::Url::parse(&old_url).expect("url");
+    rotated
+        .set_password(Some("rotated p@ss/word"))
+        .expect("takes a password");
+
+    let mut environment = keel_tests::test_environment(&app.database_url);
+    environment.push(("APP__DATABASE__URL".into(), rotated.to_string()));
+    let settings = keel::config::Settings::load_from(environment).expect("settings");
+    keel::db::migrate(&settings.database)
+        .await
+        .expect("migrations run as the owner");
+
+    let refused = PgConnection::connect(&old_url)
+        .await
+        .expect_err("the old password no longer works");
+    assert_eq!(sqlstate(&refused).as_deref(), Some("28P01"), "{refused}");
+    PgConnection::connect(rotated.as_str())
+        .await
+        .expect("the new password works");
+}
