@@ -12,7 +12,10 @@ Usage: check_render.py RENDER.yaml CORE_OUT.yaml
    everything an API server with the CRDs installed would reject.
 3. Wiring check: references between the rendered objects resolve (Service -> API pods and
    port, Ingress/HTTPRoute -> Service port, HPA/PDB -> Deployment, envFrom -> ConfigMap and the
-   Secret the ExternalSecret creates, hook order of ExternalSecret -> migration Job).
+   Secrets the ExternalSecrets create, hook order of ExternalSecret -> migration Job), and the
+   database role split: the schema owner's Secret reaches the migration Job only, the Job reads
+   every Secret the API reads, and a verify-full URL's sslrootcert is a file every reader
+   mounts from a ConfigMap.
 
 Prints one line per finding; exits 1 when there is any. Needs PyYAML and jsonschema (both are
 dependencies of kubernetes-validate, so its venv has them).
@@ -239,13 +242,72 @@ def check_structure(doc, problems):
         problems.append(f"{ref(doc)}: {path}: {error.message}")
 
 
+DB_URL_KEYS = ("APP__DATABASE__URL", "APP__DATABASE__MIGRATION_URL")
+# What each ExternalSecret of the chart is for, told by the keys its template writes.
+ES_ROLES = {
+    "app": ("APP__DATABASE__URL", "APP__AUTH__SIGNING_KEY"),
+    "migration": ("APP__DATABASE__MIGRATION_URL",),
+}
+
+
+def es_role(es):
+    template = es["spec"]["target"].get("template", {}).get("data", {})
+    roles = [r for r, wanted in ES_ROLES.items() if wanted[0] in template]
+    return roles[0] if len(roles) == 1 else None
+
+
+def secret_readers(name, by_kind):
+    return [
+        d
+        for kind in ("Deployment", "Job")
+        for d in by_kind.get(kind, [])
+        if any(e.get("secretRef", {}).get("name") == name for c in pod_spec(d)["containers"] for e in c.get("envFrom", []))
+    ]
+
+
+def ca_files(workload):
+    """Files each container sees from a ConfigMap volume: mountPath/item path."""
+    spec = pod_spec(workload)
+    volumes = {v["name"]: v["configMap"] for v in spec.get("volumes", []) if "configMap" in v}
+    files = set()
+    for container in spec["containers"]:
+        for mount in container.get("volumeMounts", []):
+            cm = volumes.get(mount["name"])
+            if cm is None or not mount.get("readOnly"):
+                continue
+            for item in cm.get("items", []):
+                files.add(f"{mount['mountPath'].rstrip('/')}/{item['path']}")
+    return files
+
+
+def check_db_url(es, key, url, readers, problems):
+    if not url.startswith("postgres://"):
+        problems.append(f"{ref(es)}: {key} must be a postgres:// URL")
+        return
+    query = dict(p.split("=", 1) for p in url.partition("?")[2].split("&") if "=" in p)
+    mode = query.get("sslmode")
+    if mode == "verify-full":
+        root = query.get("sslrootcert")
+        if not root:
+            problems.append(f"{ref(es)}: {key} has sslmode=verify-full without sslrootcert")
+        for reader in readers:
+            if root and root not in ca_files(reader):
+                problems.append(f"{ref(es)}: {key} names sslrootcert={root}, which {ref(reader)} does not mount read-only from a ConfigMap")
+    elif mode != "require":
+        problems.append(f"{ref(es)}: {key} must use sslmode=require or verify-full, has {mode}")
+
+
 def check_external_secret(es, by_kind, problems):
     spec = es["spec"]
     target = spec["target"]
     name = target.get("name", es["metadata"]["name"])
     keys = {d["secretKey"] for d in spec["data"]}
     template = target.get("template", {}).get("data", {})
-    for wanted in ("APP__DATABASE__URL", "APP__AUTH__SIGNING_KEY"):
+    role = es_role(es)
+    if role is None:
+        problems.append(f"{ref(es)}: template must write exactly one of {[w[0] for w in ES_ROLES.values()]}")
+        return
+    for wanted in ES_ROLES[role]:
         if wanted not in template:
             problems.append(f"{ref(es)}: target.template.data lacks {wanted}")
     for key, text in template.items():
@@ -254,9 +316,10 @@ def check_external_secret(es, by_kind, problems):
         for used in re.findall(r"\{\{\s*\.([A-Za-z0-9_]+)", text):
             if used not in keys:
                 problems.append(f"{ref(es)}: template {key} uses .{used}, which no spec.data secretKey defines")
-    url = template.get("APP__DATABASE__URL", "")
-    if url and not (url.startswith("postgres://") and "sslmode=require" in url):
-        problems.append(f"{ref(es)}: APP__DATABASE__URL must be a postgres:// URL with sslmode=require")
+    readers = secret_readers(name, by_kind)
+    for key in DB_URL_KEYS:
+        if key in template:
+            check_db_url(es, key, template[key], readers, problems)
     if target.get("creationPolicy") != "Orphan":
         problems.append(f"{ref(es)}: target.creationPolicy must be Orphan (the hook is recreated at each upgrade)")
     events = hook_events(es)
@@ -268,14 +331,16 @@ def check_external_secret(es, by_kind, problems):
     for job in by_kind.get("Job", []):
         if hook_events(job) & events and hook_weight(job) <= hook_weight(es):
             problems.append(f"{ref(es)}: hook weight must be below {ref(job)}'s")
-    users = [
-        d
-        for kind in ("Deployment", "Job")
-        for d in by_kind.get(kind, [])
-        if any(e.get("secretRef", {}).get("name") == name for c in pod_spec(d)["containers"] for e in c.get("envFrom", []))
-    ]
-    if not users:
+    if not readers:
         problems.append(f"{ref(es)}: no Deployment or Job reads its target Secret {name}")
+    if role == "migration":
+        # The point of the second Secret: the schema owner's password never reaches the API pods.
+        for reader in readers:
+            if reader["kind"] != "Job":
+                problems.append(f"{ref(es)}: {ref(reader)} reads the schema owner's Secret {name}; only the migration Job may")
+    if role == "app" and any(r["kind"] == "Job" for r in readers):
+        if not any(es_role(other) == "migration" for other in by_kind["ExternalSecret"]):
+            problems.append(f"{ref(es)}: the migration Job gets no ExternalSecret with the owner's APP__DATABASE__MIGRATION_URL")
 
 
 def check_http_route(route, services, problems):
@@ -336,6 +401,23 @@ def check_wiring(by_kind, problems):
         selector = policy["spec"]["podSelector"].get("matchLabels", {})
         if not any(matches(selector, pod_labels(w)) for w in workloads):
             problems.append(f"{ref(policy)}: podSelector matches no rendered pod")
+
+    # Whatever the Secret sources: the migration Job reads everything the API pods read (it
+    # grants to the app role of their APP__DATABASE__URL) and mounts the same CA bundle, while
+    # the API pods never get a Secret or variable that only the Job has.
+    def secret_refs(workload):
+        return {e["secretRef"]["name"] for c in pod_spec(workload)["containers"] for e in c.get("envFrom", []) if "secretRef" in e}
+
+    migration_jobs = [j for j in by_kind.get("Job", []) if "pre-upgrade" in hook_events(j)]
+    for deployment in deployments.values():
+        env_names = {e["name"] for c in pod_spec(deployment)["containers"] for e in c.get("env", [])}
+        if "APP__DATABASE__MIGRATION_URL" in env_names:
+            problems.append(f"{ref(deployment)}: sets APP__DATABASE__MIGRATION_URL; only the migration Job may have the owner's URL")
+        for job in migration_jobs:
+            if not secret_refs(deployment) <= secret_refs(job):
+                problems.append(f"{ref(job)}: does not read every Secret {ref(deployment)} reads ({sorted(secret_refs(deployment) - secret_refs(job))})")
+            if ca_files(deployment) != ca_files(job):
+                problems.append(f"{ref(job)}: mounts CA files {sorted(ca_files(job))}, {ref(deployment)} {sorted(ca_files(deployment))}")
 
     for workload in workloads:
         spec = pod_spec(workload)

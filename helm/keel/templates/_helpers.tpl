@@ -71,6 +71,18 @@ app.kubernetes.io/component: api
 {{- end }}
 {{- end }}
 
+{{/*
+The Secret only the migration Job reads APP__DATABASE__MIGRATION_URL (the schema owner's URL)
+from; empty when migrations run over APP__DATABASE__URL (one role, no grants).
+*/}}
+{{- define "keel.migrationSecretName" -}}
+{{- if .Values.externalSecret.enabled }}
+{{- include "keel.fullname" . }}-migration
+{{- else }}
+{{- .Values.migrations.existingSecret }}
+{{- end }}
+{{- end }}
+
 {{- define "keel.configMapName" -}}
 {{- include "keel.fullname" . }}
 {{- end }}
@@ -142,6 +154,48 @@ settings come separately: envFrom a ConfigMap for the API, inline for the hook J
 {{- define "keel.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/*
+Where the database CA bundle appears in every pod that connects; the sslrootcert of the URLs
+(the ExternalSecret's, or your own Secret's) names this path.
+*/}}
+{{- define "keel.dbCaPath" -}}
+/etc/db-ca/ca.pem
+{{- end }}
+
+{{/*
+Query of the database URLs the ExternalSecrets build: verify-full checks the server's
+certificate and host name against the bundle; without one, require still refuses plaintext
+(RDS enforces TLS with rds.force_ssl) but cannot detect an impostor.
+*/}}
+{{- define "keel.dbUrlQuery" -}}
+{{- if .Values.database.tls.caBundle.configMapName -}}
+sslmode=verify-full&sslrootcert={{ include "keel.dbCaPath" . }}
+{{- else -}}
+sslmode=require
+{{- end }}
+{{- end }}
+
+{{- define "keel.dbCaVolume" -}}
+{{- with .Values.database.tls.caBundle }}
+{{- if .configMapName }}
+- name: db-ca
+  configMap:
+    name: {{ .configMapName }}
+    items:
+      - key: {{ .key }}
+        path: {{ base (include "keel.dbCaPath" $) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "keel.dbCaVolumeMount" -}}
+{{- if .Values.database.tls.caBundle.configMapName }}
+- name: db-ca
+  mountPath: {{ dir (include "keel.dbCaPath" .) }}
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/* DNS through CoreDNS (label k8s-app=kube-dns on EKS and most distributions). */}}

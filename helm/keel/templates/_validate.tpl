@@ -11,12 +11,21 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- if and $v.existingSecret $v.externalSecret.enabled }}
 {{- fail "existingSecret and externalSecret.enabled are exclusive: the ExternalSecret creates the Secret the pods use" }}
 {{- end }}
+{{- if and $v.migrations.existingSecret $v.externalSecret.enabled }}
+{{- fail "migrations.existingSecret and externalSecret.enabled are exclusive: the ExternalSecret creates the migration Secret from externalSecret.database.remoteKey" }}
+{{- end }}
 {{- if $v.externalSecret.enabled }}
 {{- if not $v.externalSecret.secretStoreRef.name }}
 {{- fail "externalSecret.secretStoreRef.name: name the (Cluster)SecretStore that reads AWS Secrets Manager" }}
 {{- end }}
-{{- if not $v.externalSecret.database.remoteKey }}
-{{- fail "externalSecret.database.remoteKey: set the ARN or name of the RDS-managed master secret (terraform output db_secret_arn)" }}
+{{- if not $v.externalSecret.database.appRemoteKey }}
+{{- fail "externalSecret.database.appRemoteKey: set the ARN or name of the app role's secret (terraform output db_app_secret_arn); the pods no longer connect as the master user" }}
+{{- end }}
+{{- if and $v.migrations.enabled (not $v.externalSecret.database.remoteKey) }}
+{{- fail "externalSecret.database.remoteKey: set the ARN or name of the RDS-managed master secret (terraform output db_secret_arn); the migration Job connects as the schema owner" }}
+{{- end }}
+{{- if eq $v.externalSecret.database.appRemoteKey $v.externalSecret.database.remoteKey }}
+{{- fail "externalSecret.database.appRemoteKey: is the master secret (externalSecret.database.remoteKey); the pods must get the app role's secret, terraform output db_app_secret_arn" }}
 {{- end }}
 {{- if not $v.externalSecret.database.host }}
 {{- fail "externalSecret.database.host: set the PostgreSQL host (terraform output db_endpoint)" }}
@@ -27,7 +36,7 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- end }}
 
 {{- range $key, $_ := $v.config }}
-{{- if has $key (list "APP__DATABASE__URL" "APP__AUTH__SIGNING_KEY") }}
+{{- if has $key (list "APP__DATABASE__URL" "APP__DATABASE__MIGRATION_URL" "APP__AUTH__SIGNING_KEY") }}
 {{- fail (printf "config.%s: secrets do not belong in config (a ConfigMap); put them in existingSecret or the ExternalSecret" $key) }}
 {{- end }}
 {{- if has $key (list "APP_ENV" "APP__SERVER__HOST" "APP__SERVER__PORT" "OTEL_RESOURCE_ATTRIBUTES") }}
@@ -36,6 +45,10 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- if eq $key "APP__TELEMETRY__OTLP_ENDPOINT" }}
 {{- fail "config.APP__TELEMETRY__OTLP_ENDPOINT: use otel.endpoint, which also opens the NetworkPolicy egress to the collector" }}
 {{- end }}
+{{- end }}
+
+{{- if and $v.migrations.existingSecret (eq $v.migrations.existingSecret $v.existingSecret) }}
+{{- fail "migrations.existingSecret: must not be existingSecret, which the pods read; the owner's URL belongs in a Secret only the migration Job gets" }}
 {{- end }}
 
 {{- if eq $v.image.tag "latest" }}

@@ -18,6 +18,16 @@ output "master_secret_arn" {
   value       = aws_db_instance.this.master_user_secret[0].secret_arn
 }
 
+output "app_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the service role's credentials, JSON {username, password}."
+  value       = aws_secretsmanager_secret.app.arn
+}
+
+output "app_username" {
+  description = "PostgreSQL role the service logs in as."
+  value       = var.app_username
+}
+
 output "security_group_id" {
   description = "Security group attached to the database."
   value       = aws_security_group.this.id
@@ -48,5 +58,6 @@ output "security_posture" {
     skip_final_snapshot         = aws_db_instance.this.skip_final_snapshot
     backup_retention_period     = aws_db_instance.this.backup_retention_period
     force_ssl                   = one([for p in aws_db_parameter_group.this.parameter : p.value if p.name == "rds.force_ssl"])
+    app_secret_kms_key_id       = aws_secretsmanager_secret.app.kms_key_id
   }
 }

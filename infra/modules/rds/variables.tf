@@ -105,6 +105,21 @@ variable "master_username" {
   }
 }
 
+variable "app_username" {
+  description = "PostgreSQL role the service logs in as (DML only); the user name of the db-app secret. keel migrate, as the master user, creates it with that secret's password."
+  type        = string
+  default     = "keel_app"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{0,62}$", var.app_username)) && !startswith(var.app_username, "pg_")
+    error_message = "app_username must be a lowercase PostgreSQL identifier, not starting with pg_ (reserved by PostgreSQL)."
+  }
+  validation {
+    condition     = var.app_username != var.master_username
+    error_message = "app_username must differ from master_username: the service must not log in as the schema owner."
+  }
+}
+
 variable "backup_retention_days" {
   description = "Automated backup retention (enables point-in-time recovery)."
   type        = number

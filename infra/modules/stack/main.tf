@@ -78,6 +78,8 @@ module "service_identity" {
   cluster_name    = module.eks.cluster_name
   namespace       = var.service_namespace
   service_account = var.service_account
-  secret_arns     = [module.rds.master_secret_arn]
-  kms_key_arns    = [module.rds.kms_key_arn]
+  # Whatever fills the pods' Secret and the migration Job's reads both: the app role's secret
+  # builds APP__DATABASE__URL, the master secret APP__DATABASE__MIGRATION_URL.
+  secret_arns  = [module.rds.master_secret_arn, module.rds.app_secret_arn]
+  kms_key_arns = [module.rds.kms_key_arn]
 }

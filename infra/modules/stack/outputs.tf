@@ -34,8 +34,18 @@ output "db_name" {
 }
 
 output "db_secret_arn" {
-  description = "Secrets Manager ARN of the RDS-managed credentials (Helm values: the secret the service reads)."
+  description = "Secrets Manager ARN of the RDS-managed master credentials, the schema owner's (Helm externalSecret.database.remoteKey: only the migration Job connects with them)."
   value       = module.rds.master_secret_arn
+}
+
+output "db_app_secret_arn" {
+  description = "Secrets Manager ARN of the service role's credentials, JSON {username, password}, value set by scripts/db-app-password.sh (Helm externalSecret.database.appRemoteKey: the pods connect with them)."
+  value       = module.rds.app_secret_arn
+}
+
+output "db_app_username" {
+  description = "PostgreSQL role the service logs in as (DML only)."
+  value       = module.rds.app_username
 }
 
 output "service_role_arn" {

@@ -58,7 +58,7 @@ run "outputs_for_the_deploy_workflow" {
   command = plan
 
   assert {
-    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.db_endpoint, output.db_name, output.db_secret_arn, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
+    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.db_endpoint, output.db_name, output.db_secret_arn, output.db_app_secret_arn, output.db_app_username, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
     error_message = "Every output infra/README.md names must be set."
   }
 }

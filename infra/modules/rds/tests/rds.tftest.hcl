@@ -16,6 +16,9 @@ mock_provider "aws" {
   mock_resource "aws_iam_role" {
     defaults = { arn = "arn:aws:iam::123456789012:role/keel-rds-monitoring" }
   }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:keel-staging/db-app-AbCdEf" }
+  }
   mock_resource "aws_db_instance" {
     defaults = {
       arn = "arn:aws:rds:eu-west-1:123456789012:db:keel"
@@ -119,6 +122,65 @@ run "secret_output" {
     condition     = startswith(output.master_secret_arn, "arn:aws:secretsmanager:")
     error_message = "The master secret ARN must be exported."
   }
+}
+
+run "app_role_secret" {
+  command = plan
+
+  assert {
+    condition     = aws_secretsmanager_secret.app.name == "keel-staging/db-app" && startswith(output.app_secret_arn, "arn:aws:secretsmanager:") && output.app_secret_arn != output.master_secret_arn
+    error_message = "The app role has a secret of its own, apart from the master secret, and its ARN is exported."
+  }
+  assert {
+    condition     = aws_secretsmanager_secret.app.kms_key_id == "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555" && output.security_posture.app_secret_kms_key_id == output.kms_key_arn
+    error_message = "The app role's secret is encrypted with the module's KMS key, like the master secret."
+  }
+  assert {
+    condition     = output.app_username == "keel_app" && aws_secretsmanager_secret.app.tags["keel:db-username"] == "keel_app"
+    error_message = "The service logs in as keel_app by default, and the secret names that user for scripts/db-app-password.sh."
+  }
+  assert {
+    condition     = aws_secretsmanager_secret.app.tags["project"] == "keel"
+    error_message = "Tags must be applied to the app role's secret."
+  }
+  assert {
+    condition     = aws_secretsmanager_secret.app.recovery_window_in_days == 0
+    error_message = "Staging deletes the secret at once, so a rebuilt staging can reuse the name."
+  }
+}
+
+run "production_keeps_a_deleted_app_secret_recoverable" {
+  command = plan
+
+  variables {
+    name        = "keel-production"
+    environment = "production"
+  }
+
+  assert {
+    condition     = aws_secretsmanager_secret.app.recovery_window_in_days == 30
+    error_message = "Production keeps a deleted app secret recoverable for 30 days."
+  }
+}
+
+run "rejects_app_role_as_master" {
+  command = plan
+
+  variables {
+    app_username = "keel_admin"
+  }
+
+  expect_failures = [var.app_username]
+}
+
+run "rejects_reserved_app_role_name" {
+  command = plan
+
+  variables {
+    app_username = "pg_app"
+  }
+
+  expect_failures = [var.app_username]
 }
 
 run "rejects_other_engine_version" {

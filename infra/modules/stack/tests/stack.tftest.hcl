@@ -51,6 +51,28 @@ run "database" {
     condition     = startswith(output.db_secret_arn, "arn:aws:secretsmanager:")
     error_message = "The DB secret ARN must be exported for the deploy workflow."
   }
+  assert {
+    condition     = startswith(output.db_app_secret_arn, "arn:aws:secretsmanager:") && output.db_app_secret_arn != output.db_secret_arn && output.db_app_username == "keel_app"
+    error_message = "The app role (keel_app) has its own secret, apart from the master secret, exported for the Helm values."
+  }
+  assert {
+    condition     = module.rds.security_posture.app_secret_kms_key_id == module.rds.kms_key_arn
+    error_message = "The app role's secret is encrypted with the database's KMS key."
+  }
+}
+
+# Both database secrets are read by the one principal that fills the Kubernetes Secrets.
+run "service_identity_reads_both_database_secrets" {
+  command = plan
+
+  assert {
+    condition     = toset(jsondecode(module.service_identity.secrets_policy).Statement[0].Resource) == toset([output.db_secret_arn, output.db_app_secret_arn])
+    error_message = "The workload identity reads exactly the master and the app role's secrets."
+  }
+  assert {
+    condition     = contains(jsondecode(module.service_identity.secrets_policy).Statement[1].Resource, module.rds.security_posture.app_secret_kms_key_id)
+    error_message = "The workload identity may decrypt (through Secrets Manager) with the key of the app role's secret."
+  }
 }
 
 run "supply_chain" {

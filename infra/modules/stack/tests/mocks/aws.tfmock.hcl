@@ -48,6 +48,9 @@ mock_resource "aws_launch_template" {
 mock_resource "aws_vpc" {
   defaults = { id = "vpc-0123456789abcdef0" }
 }
+mock_resource "aws_secretsmanager_secret" {
+  defaults = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:keel-mock/db-app-AbCdEf" }
+}
 mock_resource "aws_db_instance" {
   defaults = {
     master_user_secret = [{
