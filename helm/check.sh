@@ -109,6 +109,7 @@ reject_cases=(
   "externalSecret.database.remoteKey|--set externalSecret.enabled=true --set externalSecret.secretStoreRef.name=s --set externalSecret.database.appRemoteKey=a"
   "appRemoteKey: is the master secret|--set externalSecret.enabled=true --set externalSecret.secretStoreRef.name=s --set externalSecret.database.appRemoteKey=k --set externalSecret.database.remoteKey=k"
   "externalSecret.database.host|--set externalSecret.enabled=true --set externalSecret.secretStoreRef.name=s --set externalSecret.database.appRemoteKey=a --set externalSecret.database.remoteKey=k"
+  "database.tls.caBundle.configMapName|--set externalSecret.enabled=true --set externalSecret.secretStoreRef.name=s --set externalSecret.database.appRemoteKey=a --set externalSecret.database.remoteKey=k --set externalSecret.database.host=h --set externalSecret.signingKey.remoteKey=sk"
   "migrations.existingSecret and externalSecret.enabled|--set externalSecret.enabled=true --set migrations.existingSecret=m"
   "migrations.existingSecret: must not be existingSecret|--set existingSecret=s --set migrations.existingSecret=s"
   "/database/tls/caBundle/key|--set existingSecret=s --set database.tls.caBundle.configMapName=c --set database.tls.caBundle.key=a/b"

@@ -30,6 +30,9 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- if not $v.externalSecret.database.host }}
 {{- fail "externalSecret.database.host: set the PostgreSQL host (terraform output db_endpoint)" }}
 {{- end }}
+{{- if and (not $v.database.tls.caBundle.configMapName) (ne (toString (index $v.config "APP__DATABASE__REQUIRE_VERIFIED_TLS" | default "true")) "false") }}
+{{- fail "database.tls.caBundle.configMapName: the pods run APP_ENV=production, which refuses database URLs without sslmode=verify-full; mount the RDS CA bundle (or set config.APP__DATABASE__REQUIRE_VERIFIED_TLS=\"false\" for a database without TLS)" }}
+{{- end }}
 {{- if not $v.externalSecret.signingKey.remoteKey }}
 {{- fail "externalSecret.signingKey.remoteKey: set the Secrets Manager secret holding the token signing key" }}
 {{- end }}
