@@ -387,6 +387,16 @@ impl DatabaseSettings {
         for (key, url) in urls {
             let Some(url) = url else { continue };
             let url = validate_database_url(key, url)?;
+            // Migrations create and grant the service's role from these credentials.
+            if self.migration_url.is_some()
+                && key == "database.url"
+                && (url.username().is_empty() || url.password().is_none_or(str::is_empty))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must name a user and password when database.migration_url is set, so migrations can grant that role",
+                ));
+            }
             // Without verify-full, anyone on the network path can pose as the database and
             // collect the password and every row.
             let verified = url
@@ -759,7 +769,7 @@ mod tests {
     }
 
     const PRODUCTION_DATABASE_URL: &str =
-        "postgres://app@db.internal/app?sslmode=verify-full&sslrootcert=/etc/db-ca/ca.pem";
+        "postgres://app:secret@db.internal/app?sslmode=verify-full&sslrootcert=/etc/db-ca/ca.pem";
 
     #[test]
     fn production_refuses_database_urls_that_do_not_verify_the_server() {
@@ -789,6 +799,19 @@ mod tests {
         assert!(load(&[production.as_slice(), &opted_out].concat()).is_ok());
         // Local runs talk to a database without TLS.
         assert!(load(&[]).is_ok());
+    }
+
+    #[test]
+    fn a_migration_url_needs_service_credentials_to_grant() {
+        let message = error_for(&[
+            (
+                "APP__DATABASE__MIGRATION_URL",
+                "postgres://owner:secret@db/app",
+            ),
+            ("APP__DATABASE__URL", "postgres://keel_app@db/app"),
+        ]);
+        assert!(message.starts_with("APP__DATABASE__URL"), "{message}");
+        assert!(message.contains("user and password"), "{message}");
     }
 
     #[test]

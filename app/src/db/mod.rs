@@ -79,9 +79,8 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
             Some(_) => tracing::warn!(
                 "database.url and database.migration_url name the same user: the service runs as the schema owner"
             ),
-            None => anyhow::bail!(
-                "database.url: must name a user and password when database.migration_url is set, so migrations can grant that role"
-            ),
+            // Config validation requires both when migration_url is set.
+            None => anyhow::bail!("database.url: names no user and password to grant"),
         }
     }
     owner

@@ -50,32 +50,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerSettings;
 
-/// The per-connection limits, from `[server]`.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-    pub shutdown_timeout: Duration,
-}
-
-impl From<&ServerSettings> for ConnectionLimits {
-    fn from(settings: &ServerSettings) -> Self {
-        Self {
-            header_read_timeout: settings.header_read_timeout,
-            idle_timeout: settings.idle_timeout,
-            max_connections: settings.max_connections,
-            shutdown_timeout: settings.shutdown_timeout,
-        }
-    }
-}
-
 /// Serves `endpoint` on `listener` until `shutdown` resolves, then stops accepting, asks every
 /// connection to finish its in-flight requests, and waits up to `shutdown_timeout` for them.
 pub async fn serve<E>(
     listener: TcpListener,
     endpoint: E,
-    limits: ConnectionLimits,
+    limits: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
@@ -83,6 +63,7 @@ where
 {
     let local_addr = listener.local_addr()?;
     let endpoint = Arc::new(endpoint);
+    let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let draining = CancellationToken::new();
     let aborting = CancellationToken::new();
@@ -117,7 +98,7 @@ where
             endpoint: endpoint.clone(),
             local_addr,
             peer,
-            limits,
+            limits: limits.clone(),
             draining: draining.clone(),
             aborting: aborting.clone(),
         };
@@ -148,7 +129,7 @@ struct Connection<E> {
     endpoint: Arc<E>,
     local_addr: SocketAddr,
     peer: SocketAddr,
-    limits: ConnectionLimits,
+    limits: Arc<ServerSettings>,
     draining: CancellationToken,
     aborting: CancellationToken,
 }
@@ -297,7 +278,7 @@ impl Activity {
     }
 
     /// When the connection next needs looking at; `None` while requests are in flight.
-    fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
+    fn deadline(&self, limits: &ServerSettings) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
@@ -308,7 +289,7 @@ impl Activity {
         }
     }
 
-    fn expired(&self, limits: &ConnectionLimits) -> Option<Expired> {
+    fn expired(&self, limits: &ServerSettings) -> Option<Expired> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }

@@ -56,7 +56,7 @@ impl Application {
             api_service(api(&state)),
         );
         tracing::info!(address = %self.local_addr, "serving");
-        let limits = (&state.settings.server).into();
+        let limits = state.settings.server.clone();
         let result = connections::serve(self.listener, routes, limits, shutdown).await;
         state.db.close().await;
         result
