@@ -1,7 +1,8 @@
 //! The HTTP middleware stack, each piece switched and tuned from `[http]` in the config.
 //!
 //! Order, outermost first (see `server::build_routes`):
-//! `RequestContext` → `SecurityHeaders` → CORS → `Problems` → `Timeout` → `BodyLimit` → routes.
+//! `RequestContext` → `SecurityHeaders` → CORS → `Problems` → `Timeout` → `BodyLimit` →
+//! `ReadableHeaders` → routes.
 //! CORS sits outside `Problems` so error responses carry CORS headers too; `RequestContext`
 //! is outermost so the span, the metric and the access log see the final status.
 
@@ -22,7 +23,7 @@ use poem::{
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -318,6 +319,50 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                     })?;
                 req.set_body(body);
             }
+        }
+        self.inner.call(req).await
+    }
+}
+
+/// Refuses a request carrying one of the API's declared header parameters with a value that is
+/// not visible ASCII. poem-openapi reads such a value as if the header were absent, which would
+/// silently turn a retry's `Idempotency-Key` into a second order, or an `If-Match` into "needs
+/// If-Match"; a 422 naming the header tells the client what is wrong instead.
+/// Each header is named as the document spells it, for the problem's `field`.
+pub struct ReadableHeaders(pub Arc<[(header::HeaderName, String)]>);
+
+impl<E: Endpoint> Middleware<E> for ReadableHeaders {
+    type Output = ReadableHeadersEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        ReadableHeadersEndpoint {
+            inner,
+            names: self.0.clone(),
+        }
+    }
+}
+
+pub struct ReadableHeadersEndpoint<E> {
+    inner: E,
+    names: Arc<[(header::HeaderName, String)]>,
+}
+
+impl<E: Endpoint> Endpoint for ReadableHeadersEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let unreadable = self.names.iter().find(|(name, _)| {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .any(|value| value.to_str().is_err())
+        });
+        if let Some((_, declared)) = unreadable {
+            let errors = vec![FieldError::new(
+                declared.clone(),
+                "must be visible ASCII characters",
+            )];
+            return Err(ApiError::Validation(errors).into());
         }
         self.inner.call(req).await
     }

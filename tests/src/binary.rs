@@ -147,12 +147,23 @@ pub struct KeelProcess {
 }
 
 impl KeelProcess {
+    /// Asks for a graceful shutdown: the server drains, then exits.
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// `kill -9`: the process dies mid-request, as on an OOM kill or a lost node, with no
+    /// chance to drain, roll back or flush.
+    pub fn sigkill(&self) {
+        self.signal("KILL");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([format!("-{name}"), self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Waits for the process to exit.

@@ -12,7 +12,10 @@ use crate::{
     config::HttpSettings,
     features,
     health::HealthApi,
-    middleware::{AllowedMethods, BodyLimit, Problems, RequestContext, SecurityHeaders, Timeout},
+    middleware::{
+        AllowedMethods, BodyLimit, Problems, ReadableHeaders, RequestContext, SecurityHeaders,
+        Timeout,
+    },
 };
 
 /// Everything mounted in the OpenAPI document: the probes and every registered feature.
@@ -58,6 +61,7 @@ pub fn build_routes<T: OpenApi + 'static>(
     let spec = service.spec();
     let document: Arc<str> = crate::openapi::document(&spec).unwrap_or(spec).into();
     let allowed_methods = Arc::new(allowed_methods(&document));
+    let header_parameters = header_parameters(&document);
     let routes = Route::new()
         .at(
             "/openapi.json",
@@ -80,6 +84,7 @@ pub fn build_routes<T: OpenApi + 'static>(
 
     routes
         .data(keys)
+        .with(ReadableHeaders(header_parameters))
         .with(BodyLimit(http.body_limit_bytes))
         .with(Timeout(http.request_timeout))
         .with(Problems { allowed_methods })
@@ -94,6 +99,30 @@ pub fn build_routes<T: OpenApi + 'static>(
             trust_request_id: http.trust_request_id,
         })
         .into_endpoint()
+}
+
+/// Every header parameter any operation of the document declares, as it spells it.
+fn header_parameters(spec: &str) -> Arc<[(poem::http::HeaderName, String)]> {
+    let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let mut names: Vec<(poem::http::HeaderName, String)> = document
+        .get("paths")
+        .and_then(|paths| paths.as_object())
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(|operations| operations.as_object())
+        .flat_map(|operations| operations.values())
+        .filter_map(|operation| operation.get("parameters")?.as_array())
+        .flatten()
+        .filter(|parameter| parameter["in"] == "header")
+        .filter_map(|parameter| {
+            let declared = parameter["name"].as_str()?;
+            let name = poem::http::HeaderName::try_from(declared).ok()?;
+            Some((name, declared.to_owned()))
+        })
+        .collect();
+    names.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    names.dedup_by(|a, b| a.0 == b.0);
+    names.into()
 }
 
 /// Reads the route templates and their methods back out of the generated document, so the
@@ -130,7 +159,10 @@ fn allowed_methods(spec: &str) -> AllowedMethods {
 /// the kinds of operation later features add: a JSON body, query parameters, a panicking bug.
 #[cfg(test)]
 mod tests {
-    use poem::{http::StatusCode, test::TestClient};
+    use poem::{
+        http::{HeaderValue, StatusCode},
+        test::TestClient,
+    };
     use poem_openapi::{Object, param::Query, payload::PlainText};
     use serde_json::{Value, json};
 
@@ -164,6 +196,14 @@ mod tests {
             #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<u32>,
         ) -> Result<PlainText<String>, ApiError> {
             Ok(PlainText(limit.0.to_string()))
+        }
+
+        #[oai(path = "/tagged", method = "get")]
+        async fn tagged(
+            &self,
+            #[oai(name = "X-Thing-Tag")] tag: poem_openapi::param::Header<Option<String>>,
+        ) -> Result<PlainText<String>, ApiError> {
+            Ok(PlainText(tag.0.unwrap_or_else(|| "untagged".to_owned())))
         }
 
         #[oai(path = "/boom", method = "get")]
@@ -215,6 +255,32 @@ mod tests {
             .await;
         response.assert_status_is_ok();
         response.assert_text("bolt x3").await;
+    }
+
+    async fn with_header(name: &str, value: &[u8]) -> poem::test::TestResponse {
+        let value = HeaderValue::from_bytes(value).expect("a field value");
+        client()
+            .get("/api/v1/tagged")
+            .header(name, value)
+            .send()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_declared_header_that_is_not_ascii_is_refused_by_name_not_ignored() {
+        with_header("x-thing-tag", b"plain")
+            .await
+            .assert_text("plain")
+            .await;
+        // poem-openapi alone would read this as no header at all: "untagged".
+        let refused = with_header("x-thing-tag", "caf\u{e9}".as_bytes()).await;
+        let body = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(body["errors"][0]["field"], "X-Thing-Tag", "{body}");
+        // Headers no operation declares are none of this middleware's business.
+        with_header("x-other", b"\xff")
+            .await
+            .assert_text("untagged")
+            .await;
     }
 
     #[tokio::test]

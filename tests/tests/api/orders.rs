@@ -1,10 +1,16 @@
 //! Orders, black-box: no oversell under a race, no deadlock between opposite lock orders,
-//! idempotent retries, ownership, and stock that returns on cancellation.
+//! idempotent retries, ownership, stock that returns on cancellation, and no half-written
+//! order when the process is killed mid-request.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
-use keel_tests::{TestApp, assert_json, assert_problem, catalog::NewProduct, spawn_app_with};
-use serde_json::Value;
+use keel_tests::{
+    Keel, TestApp, TestKey, assert_json, assert_problem, catalog::NewProduct, spawn_app_with,
+};
+use serde_json::{Value, json};
 
 /// A product at 2.50 EUR with this much stock; returns its id.
 async fn new_product(app: &TestApp, admin: &str, sku: &str, stock: i64) -> String {
@@ -222,4 +228,322 @@ async fn futures_join<T: Send + 'static>(
         results.push(task.await.expect("task"));
     }
     results
+}
+
+/// `kill -9` in the middle of a burst of orders: the process gets no chance to roll back or
+/// drain, so only PostgreSQL's transactions stand between a crash and a half-placed order.
+/// Afterwards every order that got a 201 is there with its stock reserved, nothing else is
+/// half-written, and retrying the lost requests with their Idempotency-Keys on a fresh server
+/// settles each to exactly one order.
+#[tokio::test]
+async fn kill_9_during_a_burst_of_orders_loses_and_half_writes_nothing() {
+    const STOCK: i64 = 100_000;
+    // One signing key for the in-process app that arranges and the process that is killed, so
+    // the buyer's token is good on both.
+    let key = TestKey::generate();
+    let app = spawn_app_with(&[("APP__AUTH__SIGNING_KEY", key.pem.as_str())]).await;
+    let admin = app.auth().admin().await.access_token;
+    let products = [
+        new_product(&app, &admin, "CRASH-A", STOCK).await,
+        new_product(&app, &admin, "CRASH-B", STOCK).await,
+    ];
+    let buyer = user_token(&app, "crash@example.com").await;
+    let server = Keel::command(["serve"])
+        .test_environment(&app.database_url)
+        .env("APP__AUTH__SIGNING_KEY", &key.pem)
+        .env("APP__DATABASE__MAX_CONNECTIONS", "10")
+        .start()
+        .await;
+
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::<Attempt>::new()));
+    let placed = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let clients = (0..8).map(|worker| {
+        let (client, base, buyer) = (client.clone(), server.base.clone(), buyer.clone());
+        let (products, attempts, placed) = (products.clone(), attempts.clone(), placed.clone());
+        tokio::spawn(async move {
+            for n in 0.. {
+                let attempt = Attempt::new(&products, worker * 10_000 + n);
+                let outcome = attempt.send(&client, &base, &buyer).await;
+                let crashed = outcome.is_none();
+                if outcome == Some(201) {
+                    placed.fetch_add(1, Ordering::Relaxed);
+                }
+                attempts
+                    .lock()
+                    .expect("attempts")
+                    .push(Attempt { outcome, ..attempt });
+                if crashed {
+                    break;
+                }
+            }
+        })
+    });
+    let clients: Vec<_> = clients.collect();
+    // Enough placed to be sure the kill lands mid-burst, with every worker in a request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while placed.load(Ordering::Relaxed) < 60 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.sigkill();
+    let ended = server.wait().await;
+    assert_eq!(ended.code, None, "ended by the signal: {}", ended.stderr);
+    futures_join(clients.into_iter()).await;
+    let attempts = std::mem::take(&mut *attempts.lock().expect("attempts"));
+    let lost = attempts.iter().filter(|a| a.outcome.is_none()).count();
+    assert!(
+        lost > 0,
+        "the kill landed between requests, proving nothing"
+    );
+    assert!(
+        attempts
+            .iter()
+            .all(|a| matches!(a.outcome, Some(201) | None)),
+        "a request failed before the kill: {:?}",
+        attempts.iter().map(|a| a.outcome).collect::<Vec<_>>()
+    );
+
+    // Every 201 is in the database, exactly as ordered, and stock adds up with no remainder.
+    for attempt in attempts.iter().filter(|a| a.outcome == Some(201)) {
+        assert_eq!(
+            stored_lines(&app, &attempt.key).await,
+            attempt.lines(),
+            "order for key {} after the crash",
+            attempt.key
+        );
+    }
+    assert_nothing_half_written(&app, &products, STOCK).await;
+
+    // The requests whose answers the crash ate: the client cannot know whether they landed.
+    // Retrying with the same key is safe: each ends as exactly one order, either way.
+    let restarted = Keel::command(["serve"])
+        .test_environment(&app.database_url)
+        .env("APP__AUTH__SIGNING_KEY", &key.pem)
+        .start()
+        .await;
+    for attempt in attempts.iter().filter(|a| a.outcome.is_none()) {
+        assert_eq!(
+            attempt.send(&client, &restarted.base, &buyer).await,
+            Some(201)
+        );
+        assert_eq!(stored_lines(&app, &attempt.key).await, attempt.lines());
+    }
+    assert_nothing_half_written(&app, &products, STOCK).await;
+    restarted.sigterm();
+    assert_eq!(restarted.wait().await.code, Some(0));
+}
+
+/// One order request of the burst: its Idempotency-Key, its lines, what came back (`None`:
+/// no response, the connection died).
+#[derive(Clone, Debug)]
+struct Attempt {
+    key: String,
+    lines: Vec<(String, i64)>,
+    outcome: Option<u16>,
+}
+
+impl Attempt {
+    /// Two lines of small varying quantities, in either product order.
+    fn new(products: &[String; 2], n: i64) -> Self {
+        let mut lines = vec![
+            (products[0].clone(), 1 + n % 3),
+            (products[1].clone(), 1 + n % 2),
+        ];
+        if n % 2 == 1 {
+            lines.reverse();
+        }
+        Self {
+            key: uuid::Uuid::new_v4().to_string(),
+            lines,
+            outcome: None,
+        }
+    }
+
+    async fn send(&self, client: &reqwest::Client, base: &str, token: &str) -> Option<u16> {
+        let items: Vec<Value> = self
+            .lines
+            .iter()
+            .map(|(product, quantity)| json!({"product_id": product, "quantity": quantity}))
+            .collect();
+        client
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(token)
+            .header("idempotency-key", &self.key)
+            .json(&json!({ "items": items }))
+            .send()
+            .await
+            .ok()
+            .map(|response| response.status().as_u16())
+    }
+
+    /// The lines as the database keeps them: sorted by product.
+    fn lines(&self) -> Vec<(String, i64)> {
+        let mut lines = self.lines.clone();
+        lines.sort();
+        lines
+    }
+}
+
+/// The lines of the one order stored under this Idempotency-Key, sorted by product.
+async fn stored_lines(app: &TestApp, key: &str) -> Vec<(String, i64)> {
+    let rows: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
+        "SELECT l.product_id, l.quantity
+         FROM idempotency_keys k
+         JOIN orders o ON o.id = (k.response->>'id')::uuid
+         JOIN order_lines l ON l.order_id = o.id
+         WHERE k.key = $1 AND o.status = 'placed'
+         ORDER BY l.product_id",
+    )
+    .bind(key)
+    .fetch_all(&app.db)
+    .await
+    .expect("query the order");
+    rows.into_iter()
+        .map(|(product, quantity)| (product.to_string(), i64::from(quantity)))
+        .collect()
+}
+
+/// No order without lines or with a wrong total, no claimed key without its response and
+/// order, no order without its key, and for each product the stock taken equals the
+/// quantities of its order lines.
+async fn assert_nothing_half_written(app: &TestApp, products: &[String; 2], stock: i64) {
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders o
+         WHERE NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id)
+            OR o.total_cents <> (SELECT sum(l.quantity * l.unit_price_cents)
+                                 FROM order_lines l WHERE l.order_id = o.id)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("count broken orders");
+    assert_eq!(broken, 0, "orders without lines or with a wrong total");
+    let (keys, answered, orders): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM idempotency_keys),
+                (SELECT count(*) FROM idempotency_keys k
+                 JOIN orders o ON o.id = (k.response->>'id')::uuid
+                 WHERE k.status_code = 201),
+                (SELECT count(*) FROM orders)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("count keys and orders");
+    assert_eq!(keys, answered, "a claimed key without its stored order");
+    assert_eq!(
+        keys, orders,
+        "an order without its key, or a key without its order"
+    );
+    for product in products {
+        let reserved: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(quantity), 0)::bigint FROM order_lines WHERE product_id = $1::uuid",
+        )
+        .bind(product)
+        .fetch_one(&app.db)
+        .await
+        .expect("sum the lines");
+        assert_eq!(
+            stock - app.catalog().stock(product).await,
+            reserved,
+            "stock taken for {product} differs from what its orders hold"
+        );
+    }
+}
+
+/// `Idempotency-Key` is untrusted input that reaches a primary key: whatever bytes a client
+/// sends, the server either uses exactly that key (1–255 ASCII characters: a 201, then the
+/// same order replayed) or refuses with a 422 naming the header and creates nothing — never a
+/// 500, and never a key silently dropped so that the retry places a second order.
+#[test]
+fn any_idempotency_key_is_used_exactly_or_refused_by_name() {
+    use proptest::{
+        prelude::*,
+        test_runner::{Config, TestCaseError, TestRunner},
+    };
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    // The app's PostgreSQL container is dropped inside the runtime, as it needs.
+    let _entered = runtime.enter();
+    let (app, buyer, product) = runtime.block_on(async {
+        let app = spawn_app_with(&[]).await;
+        let admin = app.auth().admin().await.access_token;
+        let product = new_product(&app, &admin, "KEYS", 100_000).await;
+        let buyer = user_token(&app, "keys@example.com").await;
+        (app, buyer, product)
+    });
+    // Bytes a client can put in a header field: visible ASCII, spaces and tabs (which HTTP
+    // trims at the ends), and obs-text (not UTF-8 on its own).
+    let byte = prop_oneof![8 => 0x20u8..0x7f, 1 => Just(b'\t'), 1 => 0x80u8..=0xff];
+    let keys = prop_oneof![
+        proptest::collection::vec(byte.clone(), 0..20),
+        proptest::collection::vec(byte, 240..270),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let outcome = runner.run(&keys, |raw| {
+        runtime.block_on(async {
+            let header = reqwest::header::HeaderValue::from_bytes(&raw)
+                .map_err(|err| TestCaseError::reject(err.to_string()))?;
+            let sent = || async {
+                app.client
+                    .post(app.url("/api/v1/orders"))
+                    .bearer_auth(&buyer)
+                    .header("idempotency-key", header.clone())
+                    .json(&json!({"items": [{"product_id": product, "quantity": 1}]}))
+                    .send()
+                    .await
+                    .expect("request reached the server")
+            };
+            let orders_before = order_count(&app).await;
+            // What the server sees: HTTP drops the spaces and tabs around a field value.
+            let value = raw.trim_ascii();
+            let usable = std::str::from_utf8(value)
+                .ok()
+                .filter(|key| key.is_ascii() && (1..=255).contains(&key.len()));
+            let (status, first) = status_and_body(sent().await).await;
+            match usable {
+                Some(key) => {
+                    prop_assert_eq!(status, 201, "{}", first);
+                    let (status, replay) = status_and_body(sent().await).await;
+                    prop_assert_eq!(status, 201, "{}", replay);
+                    prop_assert_eq!(&replay, &first);
+                    let stored: Vec<String> = sqlx::query_scalar(
+                        "SELECT key FROM idempotency_keys WHERE response->>'id' = $1",
+                    )
+                    .bind(first["id"].as_str())
+                    .fetch_all(&app.db)
+                    .await
+                    .expect("the stored key");
+                    prop_assert_eq!(stored, vec![key.to_owned()]);
+                    prop_assert_eq!(order_count(&app).await, orders_before + 1);
+                }
+                None => {
+                    prop_assert_eq!(status, 422, "{}", first);
+                    prop_assert_eq!(&first["errors"][0]["field"], "Idempotency-Key");
+                    prop_assert_eq!(order_count(&app).await, orders_before);
+                }
+            }
+            Ok(())
+        })
+    });
+    if let Err(err) = outcome {
+        panic!("{err}");
+    }
+}
+
+async fn status_and_body(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+async fn order_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&app.db)
+        .await
+        .expect("count orders")
 }
