@@ -109,5 +109,16 @@ async fn slow_requests_time_out_with_503() {
     assert!(started.elapsed() < Duration::from_secs(10));
 
     blocker.release().await;
-    assert_eq!(app.get("/health/ready").await.status(), 200);
+    // Recovered: the same request succeeds again. On a loaded machine one check can itself
+    // exceed the 300 ms budget, so a few tries are allowed; a stuck service still fails.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let status = app.get("/health/ready").await.status();
+        statuses.push(status.as_u16());
+        if status == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("never ready again after the lock was released: {statuses:?}");
 }
