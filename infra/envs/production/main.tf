@@ -29,6 +29,9 @@ module "stack" {
   node_max_size        = 6
   db_instance_class    = "db.t4g.large"
   db_allocated_storage = 50
+  # A production plan runs only in this GitHub environment, after its required reviewers approve
+  # (infra/README.md, "The plan role"); the plan role trusts no bare pull request here.
+  github_plan_environments = ["production-plan"]
 
   aws_region                     = var.aws_region
   availability_zones             = var.availability_zones
@@ -38,6 +41,7 @@ module "stack" {
   create_github_oidc_provider    = var.create_github_oidc_provider
   github_oidc_provider_arn       = var.github_oidc_provider_arn
   state_bucket_name              = var.state_bucket_name
+  state_kms_key_arn              = var.state_kms_key_arn
   admin_role_arns                = var.admin_role_arns
   kubernetes_version             = var.kubernetes_version
   cluster_endpoint_public_access = var.cluster_endpoint_public_access

@@ -18,6 +18,11 @@ variable "github_deploy_branches" {
   default = null
 }
 
+variable "state_kms_key_arn" {
+  type    = string
+  default = null
+}
+
 variable "create_github_oidc_provider" {
   type    = bool
   default = null

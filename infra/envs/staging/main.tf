@@ -38,6 +38,7 @@ module "stack" {
   create_github_oidc_provider    = var.create_github_oidc_provider
   github_oidc_provider_arn       = var.github_oidc_provider_arn
   state_bucket_name              = var.state_bucket_name
+  state_kms_key_arn              = var.state_kms_key_arn
   admin_role_arns                = var.admin_role_arns
   kubernetes_version             = var.kubernetes_version
   cluster_endpoint_public_access = var.cluster_endpoint_public_access

@@ -5,6 +5,7 @@ output "cluster_name" { value = module.stack.cluster_name }
 output "ecr_repository_url" { value = module.stack.ecr_repository_url }
 output "deploy_role_arn" { value = module.stack.deploy_role_arn }
 output "plan_role_arn" { value = module.stack.plan_role_arn }
+output "github_plan_environments" { value = module.stack.github_plan_environments }
 output "db_endpoint" { value = module.stack.db_endpoint }
 output "db_name" { value = module.stack.db_name }
 output "db_secret_arn" { value = module.stack.db_secret_arn }

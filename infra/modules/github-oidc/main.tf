@@ -8,7 +8,144 @@ locals {
     [for e in var.deploy_environments : "repo:${var.github_repository}:environment:${e}"],
     [for b in var.deploy_branches : "repo:${var.github_repository}:ref:refs/heads/${b}"],
   )
-  plan_subjects = ["repo:${var.github_repository}:pull_request"]
+  # With plan_environments the plan role trusts only jobs of those (protected) GitHub
+  # environments, so a plan waits for their reviewers; otherwise any pull request of the repository.
+  plan_subjects = length(var.plan_environments) > 0 ? [
+    for e in var.plan_environments : "repo:${var.github_repository}:environment:${e}"
+  ] : ["repo:${var.github_repository}:pull_request"]
+
+  # Partition, region, account and cluster name of the environment, from the EKS cluster ARN
+  # (arn:PARTITION:eks:REGION:ACCOUNT:cluster/NAME): the plan role's reads are scoped to them.
+  env = regex("^arn:(?P<partition>[^:]+):eks:(?P<region>[^:]+):(?P<account>[0-9]{12}):cluster/(?P<cluster>[^/]+)$", var.eks_cluster_arn)
+  # "arn:PARTITION:SERVICE:REGION:ACCOUNT:" for a service.
+  arn_in_env = { for svc in ["eks", "kms", "logs", "rds", "secretsmanager"] : svc => "arn:${local.env.partition}:${svc}:${local.env.region}:${local.env.account}:" }
+
+  # What `terraform plan` reads to refresh the resources Keel's modules create (network, eks,
+  # kms-log-group, rds, ecr, github-oidc, workload-identity) and nothing else: named read
+  # actions, no wildcards, no object or secret contents. Adding a resource type to a module
+  # means adding its read actions here, or the plan fails with AccessDenied.
+  plan_read_statements = [
+    {
+      Sid    = "Identity"
+      Effect = "Allow"
+      # The provider's account check (allowed_account_ids) and data "aws_caller_identity".
+      Action   = ["sts:GetCallerIdentity"]
+      Resource = "*"
+    },
+    {
+      # EC2 Describe calls support no resource-level permissions.
+      Sid    = "NetworkAndNodes"
+      Effect = "Allow"
+      Action = [
+        "ec2:DescribeAddresses",
+        "ec2:DescribeAddressesAttribute",
+        "ec2:DescribeAvailabilityZones",
+        "ec2:DescribeFlowLogs",
+        "ec2:DescribeInternetGateways",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:DescribeNatGateways",
+        "ec2:DescribeNetworkAcls",
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeSecurityGroupRules",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeTags",
+        "ec2:DescribeVpcAttribute",
+        "ec2:DescribeVpcs",
+      ]
+      Resource = "*"
+    },
+    {
+      Sid    = "Cluster"
+      Effect = "Allow"
+      Action = [
+        "eks:DescribeAccessEntry",
+        "eks:DescribeAddon",
+        "eks:DescribeCluster",
+        "eks:DescribeNodegroup",
+        "eks:DescribePodIdentityAssociation",
+        "eks:ListAssociatedAccessPolicies",
+        "eks:ListTagsForResource",
+      ]
+      # The cluster and its node groups, add-ons, access entries and pod identity associations.
+      Resource = [var.eks_cluster_arn, "${local.arn_in_env.eks}*/${local.env.cluster}/*"]
+    },
+    {
+      Sid    = "Database"
+      Effect = "Allow"
+      Action = [
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBParameterGroups",
+        "rds:DescribeDBParameters",
+        "rds:DescribeDBSubnetGroups",
+        "rds:ListTagsForResource",
+      ]
+      Resource = "${local.arn_in_env.rds}*"
+    },
+    {
+      Sid    = "Registry"
+      Effect = "Allow"
+      Action = [
+        "ecr:DescribeRepositories",
+        "ecr:GetLifecyclePolicy",
+        "ecr:GetRepositoryPolicy",
+        "ecr:ListTagsForResource",
+      ]
+      Resource = var.ecr_repository_arn
+    },
+    {
+      # Every Keel role is named after the environment (modules/stack passes one name to all).
+      Sid    = "Roles"
+      Effect = "Allow"
+      Action = [
+        "iam:GetRole",
+        "iam:GetRolePolicy",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListRolePolicies",
+        "iam:ListRoleTags",
+      ]
+      Resource = "arn:${local.env.partition}:iam::${local.env.account}:role/${var.name}-*"
+    },
+    {
+      Sid      = "OidcProvider"
+      Effect   = "Allow"
+      Action   = ["iam:GetOpenIDConnectProvider", "iam:ListOpenIDConnectProviderTags"]
+      Resource = "arn:${local.env.partition}:iam::${local.env.account}:oidc-provider/${local.oidc_host}"
+    },
+    {
+      # Key metadata and policy only: no kms:Decrypt, so no ciphertext can be opened with this.
+      Sid    = "KeyMetadata"
+      Effect = "Allow"
+      Action = [
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:GetKeyRotationStatus",
+        "kms:ListResourceTags",
+      ]
+      Resource = "${local.arn_in_env.kms}key/*"
+    },
+    {
+      Sid      = "KeyAliases"
+      Effect   = "Allow"
+      Action   = ["kms:ListAliases"]
+      Resource = "*"
+    },
+    {
+      # Log group settings only: no logs:GetLogEvents or FilterLogEvents.
+      Sid      = "LogGroups"
+      Effect   = "Allow"
+      Action   = ["logs:DescribeLogGroups", "logs:ListTagsForResource", "logs:ListTagsLogGroup"]
+      Resource = "${local.arn_in_env.logs}log-group:*"
+    },
+    {
+      # Metadata and resource policy of the environment's own secrets; never GetSecretValue.
+      Sid      = "SecretMetadata"
+      Effect   = "Allow"
+      Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"]
+      Resource = "${local.arn_in_env.secretsmanager}secret:${var.name}/*"
+    },
+  ]
 }
 
 resource "aws_iam_openid_connect_provider" "github" {
@@ -96,7 +233,7 @@ resource "aws_iam_role_policy" "deploy" {
 
 resource "aws_iam_role" "plan" {
   name                 = "${var.name}-github-plan"
-  description          = "GitHub Actions terraform plan for pull requests on ${var.github_repository} (read-only)"
+  description          = "GitHub Actions terraform plan on ${var.github_repository}: reads what the plan refreshes and its own state"
   max_session_duration = 3600
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
@@ -115,9 +252,16 @@ resource "aws_iam_role" "plan" {
   tags = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "plan_read_only" {
-  role       = aws_iam_role.plan.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/ReadOnlyAccess"
+# No managed policy (AWS ReadOnlyAccess reads every S3 object and far more): the plan role gets
+# exactly the reads below. The *_exclusive resources make these its only policies, so one
+# attached by hand is removed again by the next apply.
+resource "aws_iam_role_policy" "plan_read" {
+  name = "terraform-plan-read"
+  role = aws_iam_role.plan.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = local.plan_read_statements
+  })
 }
 
 resource "aws_iam_role_policy" "plan_state" {
@@ -127,12 +271,15 @@ resource "aws_iam_role_policy" "plan_state" {
   role = aws_iam_role.plan.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid      = "ListState"
         Effect   = "Allow"
         Action   = ["s3:ListBucket"]
         Resource = var.state_bucket_arn
+        Condition = {
+          StringLike = { "s3:prefix" = ["${var.state_key_prefix}*"] }
+        }
       },
       {
         Sid      = "ReadState"
@@ -141,11 +288,35 @@ resource "aws_iam_role_policy" "plan_state" {
         Resource = "${var.state_bucket_arn}/${var.state_key_prefix}*"
       },
       {
+        # The S3 native lock (use_lockfile): <key>.tflock is created and deleted around the plan.
         Sid      = "Lockfile"
         Effect   = "Allow"
         Action   = ["s3:PutObject", "s3:DeleteObject"]
         Resource = "${var.state_bucket_arn}/${var.state_key_prefix}*.tflock"
       },
-    ]
+      ], var.state_kms_key_arn == null ? [] : [{
+        # Decrypt the state, encrypt the lockfile: only through S3, only for this bucket
+        # (with an S3 Bucket Key the encryption context is the bucket, else the object).
+        Sid      = "StateKms"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = var.state_kms_key_arn
+        Condition = {
+          StringEquals = { "kms:ViaService" = "s3.${split(":", var.state_kms_key_arn)[3]}.amazonaws.com" }
+          StringLike = {
+            "kms:EncryptionContext:aws:s3:arn" = [var.state_bucket_arn, "${var.state_bucket_arn}/${var.state_key_prefix}*"]
+          }
+        }
+    }])
   })
+}
+
+resource "aws_iam_role_policies_exclusive" "plan" {
+  role_name    = aws_iam_role.plan.name
+  policy_names = concat([aws_iam_role_policy.plan_read.name], aws_iam_role_policy.plan_state[*].name)
+}
+
+resource "aws_iam_role_policy_attachments_exclusive" "plan" {
+  role_name   = aws_iam_role.plan.name
+  policy_arns = []
 }

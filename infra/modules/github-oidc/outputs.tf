@@ -14,8 +14,23 @@ output "deploy_role_name" {
 }
 
 output "plan_role_arn" {
-  description = "Read-only role for terraform plan on pull requests."
+  description = "Role for terraform plan (pull requests, or the jobs of plan_environments): reads what the plan refreshes and its state prefix."
   value       = aws_iam_role.plan.arn
+}
+
+output "plan_environments" {
+  description = "GitHub environments the plan role trusts (create each with required reviewers); empty: it trusts pull requests."
+  value       = var.plan_environments
+}
+
+output "plan_subjects" {
+  description = "OIDC sub claims trusted by the plan role."
+  value       = local.plan_subjects
+}
+
+output "plan_policies" {
+  description = "Inline policy JSON documents of the plan role by name, its only policies (for tests and reviews)."
+  value       = merge({ (aws_iam_role_policy.plan_read.name) = aws_iam_role_policy.plan_read.policy }, { for p in aws_iam_role_policy.plan_state : p.name => p.policy })
 }
 
 output "deploy_subjects" {

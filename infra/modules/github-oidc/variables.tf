@@ -40,6 +40,22 @@ variable "deploy_branches" {
   }
 }
 
+variable "plan_environments" {
+  description = "GitHub environments whose jobs may assume the plan role (sub = repo:OWNER/NAME:environment:ENV), instead of any pull request (sub = repo:OWNER/NAME:pull_request). Give production one whose required reviewers approve each plan."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for e in var.plan_environments : can(regex("^[A-Za-z0-9._-]+$", e))])
+    error_message = "Plan environment names must be non-empty and may not contain wildcards (*) or separators."
+  }
+  validation {
+    condition     = length(setintersection(var.plan_environments, var.deploy_environments)) == 0
+    error_message = "A plan environment must not be a deploy environment: plans get their own environment, with reviewers and no deploy rights."
+  }
+}
+
 variable "create_oidc_provider" {
   description = "Create the account's GitHub OIDC provider. Set false and pass oidc_provider_arn when another root already created it."
   type        = bool
@@ -78,8 +94,8 @@ variable "eks_cluster_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:eks:", var.eks_cluster_arn))
-    error_message = "eks_cluster_arn must be an EKS cluster ARN."
+    condition     = can(regex("^arn:aws[a-z-]*:eks:[a-z0-9-]+:[0-9]{12}:cluster/[^/]+$", var.eks_cluster_arn))
+    error_message = "eks_cluster_arn must be an EKS cluster ARN (the plan role's reads are scoped to its region, account and name)."
   }
 }
 
@@ -90,9 +106,30 @@ variable "state_bucket_arn" {
 }
 
 variable "state_key_prefix" {
-  description = "Key prefix of this environment's state objects in the state bucket."
+  description = "Key prefix of this environment's state objects in the state bucket, ending in \"/\" (e.g. \"production/\"): the plan role lists, reads and locks only under it."
   type        = string
   default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.state_bucket_arn == null || can(regex("^([A-Za-z0-9._-]+/)+$", var.state_key_prefix))
+    error_message = "With state_bucket_arn, state_key_prefix must be a non-empty key prefix ending in \"/\", without wildcards: an empty one would open the whole bucket."
+  }
+}
+
+variable "state_kms_key_arn" {
+  description = "KMS key encrypting the state objects (infra/bootstrap output state_kms_key_arn, backend kms_key_id). The plan role may use it through S3 only, to read the state and write the lockfile. Null when the bucket uses S3-managed keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.state_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.state_kms_key_arn))
+    error_message = "state_kms_key_arn must be a KMS key ARN (not an alias)."
+  }
+  validation {
+    condition     = var.state_kms_key_arn == null || var.state_bucket_arn != null
+    error_message = "state_kms_key_arn needs state_bucket_arn."
+  }
 }
 
 variable "tags" {

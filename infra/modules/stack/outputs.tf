@@ -19,8 +19,13 @@ output "deploy_role_arn" {
 }
 
 output "plan_role_arn" {
-  description = "Read-only role for terraform plan on pull requests."
+  description = "Role for terraform plan: reads what the plan refreshes and this environment's state prefix, nothing else."
   value       = module.github_oidc.plan_role_arn
+}
+
+output "github_plan_environments" {
+  description = "GitHub environments the plan role trusts: create each with required reviewers, and run the plan job in it. Empty: the role trusts pull requests."
+  value       = module.github_oidc.plan_environments
 }
 
 output "db_endpoint" {
@@ -78,5 +83,6 @@ output "environment_settings" {
     db_final_snapshot      = !module.rds.security_posture.skip_final_snapshot
     ecr_force_delete       = module.ecr.security_posture.force_delete
     deploy_trust_policy    = module.github_oidc.deploy_trust_policy
+    plan_trust_policy      = module.github_oidc.plan_trust_policy
   }
 }

@@ -100,6 +100,13 @@ variable "github_deploy_branches" {
   nullable    = false
 }
 
+variable "github_plan_environments" {
+  description = "GitHub environments whose jobs may assume the plan role instead of any pull request ([]: pull requests). Production sets one with required reviewers (envs/production/main.tf)."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
 variable "create_github_oidc_provider" {
   description = "Create the account's GitHub OIDC provider here (false when another environment in the same account owns it)."
   type        = bool
@@ -121,6 +128,12 @@ variable "state_bucket_name" {
     condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.state_bucket_name))
     error_message = "state_bucket_name must be a valid S3 bucket name."
   }
+}
+
+variable "state_kms_key_arn" {
+  description = "KMS key of the state bucket (infra/bootstrap output state_kms_key_arn, the kms_key_id of backend.hcl): the plan role may decrypt the state and encrypt its lockfile with it, through S3 only. Null when the bucket uses S3-managed keys."
+  type        = string
+  default     = null
 }
 
 variable "admin_role_arns" {

@@ -52,13 +52,21 @@ run "production_is_zonal_and_protected" {
     condition     = jsondecode(module.stack.environment_settings.deploy_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production"]
     error_message = "Deploy role trusts only the production environment of acme/keel."
   }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-plan"]
+    error_message = "A production plan needs the production-plan environment's reviewers: the plan role trusts no bare pull request."
+  }
+  assert {
+    condition     = output.github_plan_environments == tolist(["production-plan"])
+    error_message = "The GitHub environment to create for production plans is an output."
+  }
 }
 
 run "outputs_for_the_deploy_workflow" {
   command = plan
 
   assert {
-    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.db_endpoint, output.db_name, output.db_secret_arn, output.db_app_secret_arn, output.db_app_username, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
+    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.github_plan_environments, output.db_endpoint, output.db_name, output.db_secret_arn, output.db_app_secret_arn, output.db_app_username, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
     error_message = "Every output infra/README.md names must be set."
   }
 }

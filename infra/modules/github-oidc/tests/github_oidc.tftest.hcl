@@ -50,16 +50,243 @@ run "plan_role_pull_requests_only" {
 
   assert {
     condition     = jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:pull_request"]
-    error_message = "Plan role must trust only pull requests of this repository."
+    error_message = "Without plan_environments the plan role trusts only pull requests of this repository."
   }
   assert {
-    condition     = endswith(aws_iam_role_policy_attachment.plan_read_only.policy_arn, ":policy/ReadOnlyAccess")
-    error_message = "Plan role is read-only."
+    condition     = !can(jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringLike) && jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    error_message = "Plan trust: audience pinned, no StringLike (wildcard) conditions."
   }
   assert {
-    condition     = alltrue([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : !contains(s.Action, "s3:PutObject") || endswith(s.Resource, ".tflock")])
-    error_message = "Plan role may only write lock files."
+    condition     = length(output.plan_environments) == 0 && output.plan_subjects == tolist(["repo:acme/keel:pull_request"])
+    error_message = "Outputs name no plan environment and the pull_request subject."
   }
+}
+
+# The protected-environment gate: production plans wait for the environment's reviewers.
+run "plan_role_trusts_only_the_plan_environment" {
+  command = plan
+
+  variables {
+    plan_environments = ["production-plan"]
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-plan"]
+    error_message = "With plan_environments the plan role trusts only jobs of those environments."
+  }
+  assert {
+    condition     = !anytrue([for s in jsondecode(aws_iam_role.plan.assume_role_policy).Statement : contains(flatten([s.Condition.StringEquals["token.actions.githubusercontent.com:sub"]]), "repo:acme/keel:pull_request")])
+    error_message = "A pull request without the environment's approval must not get the plan role."
+  }
+  assert {
+    condition     = output.plan_environments == tolist(["production-plan"])
+    error_message = "The environment to create in GitHub is an output."
+  }
+}
+
+run "rejects_wildcard_plan_environment" {
+  command = plan
+
+  variables {
+    plan_environments = ["production-*"]
+  }
+
+  expect_failures = [var.plan_environments]
+}
+
+run "rejects_empty_plan_environment" {
+  command = plan
+
+  variables {
+    plan_environments = [""]
+  }
+
+  expect_failures = [var.plan_environments]
+}
+
+run "rejects_plan_environment_that_deploys" {
+  command = plan
+
+  variables {
+    plan_environments = ["production"]
+  }
+
+  expect_failures = [var.plan_environments]
+}
+
+run "plan_role_has_no_managed_policies" {
+  command = plan
+
+  assert {
+    condition     = length(aws_iam_role_policy_attachments_exclusive.plan.policy_arns) == 0 && aws_iam_role_policy_attachments_exclusive.plan.role_name == aws_iam_role.plan.name
+    error_message = "No managed policy (ReadOnlyAccess or any other) may stay attached to the plan role."
+  }
+  assert {
+    condition     = aws_iam_role_policies_exclusive.plan.policy_names == toset(["terraform-plan-read", "terraform-state"]) && aws_iam_role_policies_exclusive.plan.role_name == aws_iam_role.plan.name
+    error_message = "The plan role's inline policies are exactly the read and state policies."
+  }
+  assert {
+    condition     = keys(output.plan_policies) == ["terraform-plan-read", "terraform-state"]
+    error_message = "plan_policies lists the role's policies."
+  }
+}
+
+run "plan_read_policy_names_read_actions" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : s.Effect == "Allow" && alltrue([for a in flatten([s.Action]) : !strcontains(a, "*") && !strcontains(a, "?")])])
+    error_message = "The plan policy names every action: no wildcards."
+  }
+  assert {
+    condition     = alltrue(flatten([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : [for a in flatten([s.Action]) : can(regex("^[a-z0-9-]+:(Describe|Get|List)[A-Za-z]+$", a))]]))
+    error_message = "The plan policy only reads (Describe, Get, List)."
+  }
+  assert {
+    condition     = !anytrue(flatten([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : [for a in flatten([s.Action]) : startswith(a, "s3:")]]))
+    error_message = "The read policy grants nothing on S3: state access lives in terraform-state alone."
+  }
+  assert {
+    condition     = length(setintersection(flatten([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : flatten([s.Action])]), ["secretsmanager:GetSecretValue", "kms:Decrypt", "ssm:GetParameter", "ssm:GetParameters", "logs:GetLogEvents", "logs:FilterLogEvents", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:GetAuthorizationToken", "eks:AccessKubernetesApi"])) == 0
+    error_message = "No secret values, decryption, log contents, images or Kubernetes API."
+  }
+}
+
+run "plan_read_policy_covers_the_refresh" {
+  command = plan
+
+  # One read per resource type the modules create, from each service.
+  assert {
+    condition = length(setsubtract([
+      "sts:GetCallerIdentity",
+      "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
+      "ec2:DescribeNatGateways", "ec2:DescribeAddresses", "ec2:DescribeInternetGateways", "ec2:DescribeSecurityGroups",
+      "ec2:DescribeSecurityGroupRules", "ec2:DescribeFlowLogs", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
+      "eks:DescribeCluster", "eks:DescribeNodegroup", "eks:DescribeAddon", "eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies",
+      "eks:DescribePodIdentityAssociation",
+      "rds:DescribeDBInstances", "rds:DescribeDBParameterGroups", "rds:DescribeDBParameters", "rds:DescribeDBSubnetGroups", "rds:ListTagsForResource",
+      "ecr:DescribeRepositories", "ecr:GetLifecyclePolicy", "ecr:ListTagsForResource",
+      "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:GetOpenIDConnectProvider",
+      "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags",
+      "logs:DescribeLogGroups", "logs:ListTagsForResource",
+      "secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy",
+    ], flatten([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : flatten([s.Action])]))) == 0
+    error_message = "The plan policy must let terraform plan refresh every resource type Keel creates."
+  }
+}
+
+run "plan_read_policy_scoped_to_the_environment" {
+  command = plan
+
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : s.Resource if s.Sid == "Registry"]) == "arn:aws:ecr:eu-west-1:123456789012:repository/keel"
+    error_message = "ECR reads are limited to the service repository."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : s.Resource if s.Sid == "Cluster"]) == ["arn:aws:eks:eu-west-1:123456789012:cluster/keel-production", "arn:aws:eks:eu-west-1:123456789012:*/keel-production/*"]
+    error_message = "EKS reads are limited to the cluster and its sub-resources."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : s.Resource if s.Sid == "Roles"]) == "arn:aws:iam::123456789012:role/keel-production-*"
+    error_message = "IAM reads are limited to the environment's roles."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : s.Resource if s.Sid == "SecretMetadata"]) == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:keel-production/*"
+    error_message = "Secret metadata reads are limited to the environment's secrets."
+  }
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_iam_role_policy.plan_read.policy).Statement : s.Resource != "*" || contains(["Identity", "NetworkAndNodes", "KeyAliases"], s.Sid)])
+    error_message = "Resource \"*\" only for actions without resource-level permissions (STS identity, EC2 Describe, kms:ListAliases)."
+  }
+}
+
+run "plan_state_scoped_to_the_prefix" {
+  command = plan
+
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : s if contains(s.Action, "s3:ListBucket")]).Condition.StringLike["s3:prefix"] == ["production/*"]
+    error_message = "Listing the bucket is limited to the state prefix."
+  }
+  assert {
+    condition     = alltrue(flatten([for p in values(output.plan_policies) : [for s in jsondecode(p).Statement : [for r in flatten([s.Resource]) : startswith(r, "arn:aws:s3:::acme-keel-tfstate/production/") if contains(flatten([s.Action]), "s3:GetObject")]]]))
+    error_message = "No s3:GetObject outside the state prefix, in any of the role's policies."
+  }
+  assert {
+    condition     = alltrue(flatten([for p in values(output.plan_policies) : [for s in jsondecode(p).Statement : [for r in flatten([s.Resource]) : r != "*" && !startswith(r, "arn:aws:s3:::*") if anytrue([for a in flatten([s.Action]) : startswith(a, "s3:")])]]]))
+    error_message = "No S3 action on Resource \"*\" or on every bucket."
+  }
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : alltrue([for a in flatten([s.Action]) : !endswith(a, "*")])])
+    error_message = "No wildcard actions in the state policy."
+  }
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : (!contains(s.Action, "s3:PutObject") && !contains(s.Action, "s3:DeleteObject")) || s.Resource == "arn:aws:s3:::acme-keel-tfstate/production/*.tflock"])
+    error_message = "The plan role may only write and delete its lockfile."
+  }
+  assert {
+    condition     = !anytrue([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : anytrue([for a in flatten([s.Action]) : startswith(a, "kms:")])])
+    error_message = "Without state_kms_key_arn the state policy grants no KMS use."
+  }
+}
+
+run "plan_state_kms_key" {
+  command = plan
+
+  variables {
+    state_kms_key_arn = "arn:aws:kms:eu-central-1:123456789012:key/99999999-8888-7777-6666-555555555555"
+  }
+
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : s.Action if s.Sid == "StateKms"]) == ["kms:Decrypt", "kms:GenerateDataKey"] && one([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : s.Resource if s.Sid == "StateKms"]) == "arn:aws:kms:eu-central-1:123456789012:key/99999999-8888-7777-6666-555555555555"
+    error_message = "With state_kms_key_arn the plan role may decrypt the state and encrypt the lockfile with that key alone."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.plan_state[0].policy).Statement : s.Condition if s.Sid == "StateKms"]) == { StringEquals = { "kms:ViaService" = "s3.eu-central-1.amazonaws.com" }, StringLike = { "kms:EncryptionContext:aws:s3:arn" = ["arn:aws:s3:::acme-keel-tfstate", "arn:aws:s3:::acme-keel-tfstate/production/*"] } }
+    error_message = "The state key is usable only through S3 (in the key's region) and only for the state bucket."
+  }
+}
+
+run "no_state_bucket_no_state_access" {
+  command = plan
+
+  variables {
+    state_bucket_arn = null
+  }
+
+  assert {
+    condition     = length(aws_iam_role_policy.plan_state) == 0 && aws_iam_role_policies_exclusive.plan.policy_names == toset(["terraform-plan-read"])
+    error_message = "Without state_bucket_arn the plan role has the read policy only."
+  }
+}
+
+run "rejects_empty_state_prefix" {
+  command = plan
+
+  variables {
+    state_key_prefix = ""
+  }
+
+  expect_failures = [var.state_key_prefix]
+}
+
+run "rejects_wildcard_state_prefix" {
+  command = plan
+
+  variables {
+    state_key_prefix = "prod*/"
+  }
+
+  expect_failures = [var.state_key_prefix]
+}
+
+run "rejects_state_kms_alias" {
+  command = plan
+
+  variables {
+    state_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:alias/acme-keel-tfstate"
+  }
+
+  expect_failures = [var.state_kms_key_arn]
 }
 
 run "deploy_least_privilege" {

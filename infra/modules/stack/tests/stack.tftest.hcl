@@ -134,7 +134,9 @@ run "optional_inputs_accept_null" {
   variables {
     github_deploy_environments     = null
     github_deploy_branches         = null
+    github_plan_environments       = null
     create_github_oidc_provider    = null
+    state_kms_key_arn              = null
     kubernetes_version             = null
     cluster_endpoint_public_access = null
     cluster_public_access_cidrs    = null
@@ -145,6 +147,37 @@ run "optional_inputs_accept_null" {
   assert {
     condition     = output.service_account == { namespace = "keel", name = "keel" } && module.eks.security_posture.endpoint_public_access == false
     error_message = "null falls back to the stack's defaults."
+  }
+  assert {
+    condition     = length(output.github_plan_environments) == 0 && !strcontains(module.github_oidc.plan_policies["terraform-state"], "kms:")
+    error_message = "null: the plan role trusts pull requests and gets no state key."
+  }
+}
+
+# The plan role's gate and state access arrive in modules/github-oidc.
+run "plan_role_wiring" {
+  command = plan
+
+  variables {
+    github_plan_environments = ["staging-plan"]
+    state_kms_key_arn        = "arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555"
+  }
+
+  assert {
+    condition     = jsondecode(output.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:staging-plan"] && output.github_plan_environments == tolist(["staging-plan"])
+    error_message = "github_plan_environments gates the plan role and is an output."
+  }
+  assert {
+    condition     = one([for s in jsondecode(module.github_oidc.plan_policies["terraform-state"]).Statement : s.Resource if s.Sid == "ReadState"]) == "arn:aws:s3:::acme-keel-tfstate/staging/*"
+    error_message = "The plan role reads the state under the environment's prefix only."
+  }
+  assert {
+    condition     = one([for s in jsondecode(module.github_oidc.plan_policies["terraform-state"]).Statement : s.Resource if s.Sid == "StateKms"]) == "arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555"
+    error_message = "state_kms_key_arn reaches the plan role's state policy."
+  }
+  assert {
+    condition     = one([for s in jsondecode(module.github_oidc.plan_policies["terraform-plan-read"]).Statement : s.Resource if s.Sid == "Registry"]) == module.ecr.repository_arn
+    error_message = "The plan role's ECR reads are scoped to the environment's repository."
   }
 }
 
