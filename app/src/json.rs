@@ -65,7 +65,7 @@ impl<T: ParseFromJSON + 'static> ParsePayload for JsonBody<T> {
             .map_err(|err| ApiError::BadRequest(format!("The body is not valid JSON: {err}.")))?;
         // Strings that PostgreSQL could not store (U+0000) are refused here too: every string
         // a body carries is a `text::Text`, whose pattern excludes them.
-        let errors = field_errors::<T>(&value);
+        let errors = field_errors::<T>(&value)?;
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors).into());
         }
@@ -128,34 +128,46 @@ impl<'a, T: ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
 static VALIDATORS: LazyLock<RwLock<HashMap<TypeId, Arc<Validator>>>> =
     LazyLock::new(Default::default);
 
-fn validator<T: Type + 'static>() -> Option<Arc<Validator>> {
+/// `T`'s generated schema, compiled. An error is a bug in a body type's schema: the request is
+/// refused (500) rather than parsed without the schema's rules.
+fn validator<T: Type + 'static>() -> Result<Arc<Validator>, String> {
     let id = TypeId::of::<T>();
     if let Some(found) = VALIDATORS.read().ok().and_then(|map| map.get(&id).cloned()) {
-        return Some(found);
+        return Ok(found);
     }
     let mut registry = Registry::new();
     T::register(&mut registry);
-    let Ok(Value::Object(mut root)) = serde_json::to_value(T::schema_ref()) else {
-        return None;
+    let root = serde_json::to_value(T::schema_ref()).map_err(|err| err.to_string())?;
+    let schemas = serde_json::to_value(&registry.schemas).map_err(|err| err.to_string())?;
+    let compiled = Arc::new(compile(root, schemas)?);
+    if let Ok(mut map) = VALIDATORS.write() {
+        map.insert(id, compiled.clone());
+    }
+    Ok(compiled)
+}
+
+/// Compiles a body schema (possibly a `$ref` into `schemas`) with the component schemas it
+/// refers to, as the OpenAPI document holds them.
+pub(crate) fn compile(schema: Value, schemas: Value) -> Result<Validator, String> {
+    let Value::Object(mut root) = schema else {
+        return Err(format!("a body schema is not an object: {schema}"));
     };
-    let schemas = serde_json::to_value(&registry.schemas).unwrap_or_default();
     root.insert(
         "components".into(),
         serde_json::json!({ "schemas": schemas }),
     );
-    let compiled = Arc::new(jsonschema::validator_for(&Value::Object(root)).ok()?);
-    if let Ok(mut map) = VALIDATORS.write() {
-        map.insert(id, compiled.clone());
-    }
-    Some(compiled)
+    jsonschema::validator_for(&Value::Object(root)).map_err(|err| err.to_string())
 }
 
 /// Validates `value` against `T`'s generated schema and lists what is wrong, field by field.
-fn field_errors<T: Type + 'static>(value: &Value) -> Vec<FieldError> {
-    let Some(validator) = validator::<T>() else {
-        return Vec::new();
-    };
-    validator
+fn field_errors<T: Type + 'static>(value: &Value) -> Result<Vec<FieldError>, ApiError> {
+    let validator = validator::<T>().map_err(|err| {
+        ApiError::Internal(anyhow::anyhow!(
+            "the request schema of {} does not compile: {err}",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    Ok(validator
         .iter_errors(value)
         .map(|error| {
             let mut field = error.instance_path().to_string();
@@ -166,7 +178,7 @@ fn field_errors<T: Type + 'static>(value: &Value) -> Vec<FieldError> {
             // masked(): the message must not echo the submitted value (it may be a password).
             FieldError::new(field, error.masked().to_string())
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -214,12 +226,43 @@ mod tests {
         })
     }
 
+    /// Every request body of the API, as the document publishes it, compiles to a validator:
+    /// a feature whose body schema did not would answer 500 on every request.
+    #[test]
+    fn every_request_body_schema_of_the_api_compiles() {
+        let document: Value =
+            serde_json::from_str(&crate::server::openapi_json().expect("the document"))
+                .expect("JSON");
+        let schemas = document["components"]["schemas"].clone();
+        let mut bodies = 0;
+        for (path, operations) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in operations.as_object().expect("operations") {
+                let Some(content) = operation["requestBody"]["content"].as_object() else {
+                    continue;
+                };
+                for (media_type, body) in content {
+                    compile(body["schema"].clone(), schemas.clone())
+                        .unwrap_or_else(|err| panic!("{method} {path} ({media_type}): {err}"));
+                    bodies += 1;
+                }
+            }
+        }
+        assert!(bodies > 0, "the document has no request bodies to check");
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_an_error_not_an_empty_list() {
+        assert!(compile(Value::Bool(true), Value::Null).is_err());
+        let broken = serde_json::json!({"type": "object", "properties": {"n": {"type": 12}}});
+        assert!(compile(broken, serde_json::json!({})).is_err());
+    }
+
     proptest! {
         /// Any JSON at all is answered, and whatever the generated schema accepts, the type
         /// parses: the document is exactly what the server takes.
         #[test]
         fn the_schema_accepts_exactly_what_parses(value in json()) {
-            let errors = field_errors::<Sample>(&value);
+            let errors = field_errors::<Sample>(&value).expect("Sample's schema compiles");
             let parsed = Sample::parse_from_json(Some(value.clone()));
             if errors.is_empty() {
                 prop_assert!(parsed.is_ok(), "{value}: {:?}", parsed.err().map(|e| e.into_message()));
