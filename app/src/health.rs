@@ -18,7 +18,8 @@ pub struct HealthStatus {
 }
 
 pub struct HealthApi {
-    pub db: PgPool,
+    /// The probe's own connection, never the request pool's (see `db::probe_lazy`).
+    pub probe: PgPool,
 }
 
 #[OpenApi(prefix_path = "/health", tag = "HealthTags::Health")]
@@ -34,9 +35,12 @@ impl HealthApi {
     }
 
     /// Readiness: the database answers and every migration of this build is applied.
+    ///
+    /// Checked over a connection of its own, so a saturated request pool still reports ready:
+    /// the replica can serve, it is only busy.
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self) -> Result<Json<HealthStatus>, ApiError> {
-        match db::check_ready(&self.db).await {
+        match db::check_ready(&self.probe).await {
             Ok(()) => Ok(Json(HealthStatus {
                 status: "ready".to_owned(),
             })),

@@ -29,4 +29,4 @@ pub use app::{
 };
 pub use auth::{Session, TestKey};
 pub use binary::{Keel, KeelOutput, KeelProcess};
-pub use postgres::{ReadinessBlocker, TestPostgres};
+pub use postgres::{ReadinessBlocker, TableLock, TestPostgres};

@@ -127,15 +127,32 @@ impl TestPostgres {
 
 /// Holds a lock the readiness probe needs, so `/health/ready` is genuinely slow until
 /// [`ReadinessBlocker::release`]: a real slow request without a test-only endpoint.
-pub struct ReadinessBlocker(PgConnection);
+pub struct ReadinessBlocker(TableLock);
 
 impl ReadinessBlocker {
     pub async fn hold(database_url: &str) -> Self {
+        Self(TableLock::hold(database_url, "_sqlx_migrations").await)
+    }
+
+    pub async fn release(self) {
+        self.0.release().await;
+    }
+}
+
+/// An `ACCESS EXCLUSIVE` lock on one table, held in an open transaction until
+/// [`TableLock::release`]: every request that reads the table waits, holding its connection.
+pub struct TableLock(PgConnection);
+
+impl TableLock {
+    /// `table` is a name from the test's code, never input.
+    pub async fn hold(database_url: &str, table: &'static str) -> Self {
         let mut conn = PgConnection::connect(database_url).await.expect("connect");
         conn.execute("BEGIN").await.expect("begin");
-        conn.execute("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
-            .await
-            .expect("lock");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        )))
+        .await
+        .expect("lock");
         Self(conn)
     }
 

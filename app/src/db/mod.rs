@@ -20,15 +20,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Builds the pool without connecting: the server starts (and reports not-ready) while the
 /// database is still coming up, instead of crash-looping.
 pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(settings.url.expose_secret())?
-        .statement_cache_capacity(settings.statement_cache_capacity)
-        .application_name("keel")
-        // A query must not outlive the request that asked for it: past the HTTP timeout the
-        // client has its 503, and the query would only hold locks and a connection.
-        .options([(
-            "statement_timeout",
-            format!("{}ms", settings.statement_timeout.as_millis()),
-        )]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
@@ -36,7 +27,34 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
         .idle_timeout(settings.idle_timeout)
         // A connection that died with the server must not be handed out after it returns.
         .test_before_acquire(true)
-        .connect_lazy_with(options))
+        .connect_lazy_with(connect_options(settings)?))
+}
+
+/// The readiness probe's own single connection, apart from the request pool. Readiness says
+/// whether this replica can serve — the database reachable and migrated — not whether the
+/// pool is momentarily busy: a probe that queued behind a saturated pool would time out on
+/// every replica at once and Kubernetes would take them all out of the Service in a traffic
+/// spike, turning saturation into an outage.
+pub fn probe_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    Ok(PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(settings.idle_timeout)
+        .test_before_acquire(true)
+        .connect_lazy_with(connect_options(settings)?.application_name("keel-probe")))
+}
+
+fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(settings.url.expose_secret())?
+        .statement_cache_capacity(settings.statement_cache_capacity)
+        .application_name("keel")
+        // A query must not outlive the request that asked for it: past the HTTP timeout the
+        // client has its 503, and the query would only hold locks and a connection.
+        .options([(
+            "statement_timeout",
+            format!("{}ms", settings.statement_timeout.as_millis()),
+        )]))
 }
 
 /// Applies pending migrations as the schema owner, then hands the service its rights.
@@ -95,33 +113,37 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
 pub enum NotReady {
     #[error("database unreachable")]
     Unreachable(#[source] sqlx::Error),
-    #[error("database migrations pending: applied up to {applied:?}, binary expects {expected}")]
-    MigrationsPending { applied: Option<i64>, expected: i64 },
+    #[error("database migrations pending: {pending:?} of this binary are not applied")]
+    MigrationsPending { pending: Vec<i64> },
 }
 
-/// Ready means the database answers and holds every migration this binary was built with.
-/// A binary older than the schema is fine (rolling deploys); a newer one is not ready.
+/// Ready means the database answers and holds every migration this binary was built with, each
+/// applied successfully — the set, not just the newest, so a skipped or failed one counts. A
+/// binary older than the schema is fine (rolling deploys): versions it does not know are
+/// ignored.
 pub async fn check_ready(pool: &PgPool) -> Result<(), NotReady> {
-    let expected = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied = sqlx::query_scalar!(
-        r#"SELECT max(version) AS "version" FROM _sqlx_migrations WHERE success"#
-    )
-    .fetch_one(pool)
-    .await
-    .map_err(|err| match &err {
-        // No migrations table yet: nothing has been applied to this database.
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => {
-            NotReady::MigrationsPending {
-                applied: None,
-                expected,
-            }
-        }
-        _ => NotReady::Unreachable(err),
-    })?;
-    match applied {
-        Some(version) if version >= expected => Ok(()),
-        applied => Err(NotReady::MigrationsPending { applied, expected }),
+    let applied = sqlx::query_scalar!(r#"SELECT version FROM _sqlx_migrations WHERE success"#)
+        .fetch_all(pool)
+        .await
+        .or_else(|err| match &err {
+            // No migrations table yet: nothing has been applied to this database.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(Vec::new()),
+            _ => Err(NotReady::Unreachable(err)),
+        })?;
+    let pending = pending_migrations(MIGRATOR.iter().map(|m| m.version), &applied);
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(NotReady::MigrationsPending { pending })
     }
+}
+
+/// The versions of `expected` not in `applied`, in order.
+fn pending_migrations(expected: impl Iterator<Item = i64>, applied: &[i64]) -> Vec<i64> {
+    let applied: std::collections::HashSet<i64> = applied.iter().copied().collect();
+    let mut pending: Vec<i64> = expected.filter(|v| !applied.contains(v)).collect();
+    pending.sort_unstable();
+    pending
 }
 
 /// Errors that mean "the database is not there right now" rather than "this query is wrong".
@@ -160,5 +182,28 @@ impl<T> ConstraintExt<T> for Result<T, sqlx::Error> {
             sqlx::Error::Database(db) if db.constraint() == Some(name) => error(),
             _ => err.into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pending_migrations;
+
+    #[test]
+    fn pending_is_every_expected_version_not_applied() {
+        let expected = || [1, 2, 3].into_iter();
+        assert_eq!(
+            pending_migrations(expected(), &[1, 2, 3]),
+            Vec::<i64>::new()
+        );
+        // A newer binary's migration on the database: still ready (rolling deploy).
+        assert_eq!(
+            pending_migrations(expected(), &[1, 2, 3, 4]),
+            Vec::<i64>::new()
+        );
+        assert_eq!(pending_migrations(expected(), &[1, 2]), vec![3]);
+        // The newest is there but one before it is not: not ready.
+        assert_eq!(pending_migrations(expected(), &[1, 3]), vec![2]);
+        assert_eq!(pending_migrations(expected(), &[]), vec![1, 2, 3]);
     }
 }

@@ -59,6 +59,7 @@ impl Application {
         let limits = state.settings.server.clone();
         let result = connections::serve(self.listener, routes, limits, shutdown).await;
         state.db.close().await;
+        state.probe.close().await;
         result
     }
 }

@@ -24,7 +24,7 @@ pub type ServiceApi = (HealthApi, features::Api);
 pub fn api(state: &AppState) -> ServiceApi {
     (
         HealthApi {
-            db: state.db.clone(),
+            probe: state.probe.clone(),
         },
         features::api(state),
     )

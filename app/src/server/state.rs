@@ -13,6 +13,8 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// The readiness probe's connection, apart from `db` (see [`crate::db::probe_lazy`]).
+    pub probe: PgPool,
     pub keys: Arc<TokenKeys>,
     pub passwords: Passwords,
     pub throttle: Arc<LoginThrottle>,
@@ -28,8 +30,10 @@ impl AppState {
         )?
         .with_queue_limit(settings.auth.password_hash_queue);
         let throttle = LoginThrottle::new(db.clone(), settings.auth.throttle.clone());
+        let probe = crate::db::probe_lazy(&settings.database)?;
         Ok(Self {
             db,
+            probe,
             keys: Arc::new(keys),
             passwords,
             throttle: Arc::new(throttle),

@@ -20,6 +20,56 @@ async fn ready_once_migrations_are_applied() {
     assert_eq!(body["status"], "ready");
 }
 
+/// Readiness checks the set of migrations, not the newest: one missing is 503 whichever it
+/// is, and a migration this binary does not know (a newer release's, mid rolling deploy) is no
+/// reason to stop serving.
+#[tokio::test]
+async fn ready_needs_every_migration_of_this_build_and_tolerates_newer_ones() {
+    let app = spawn_app().await;
+    let mut owner = PgConnection::connect(&app.database_url)
+        .await
+        .expect("owner");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut owner)
+            .await
+            .expect("applied versions");
+    assert!(versions.len() >= 2, "{versions:?}");
+    let (first, last) = (versions[0], versions[versions.len() - 1]);
+
+    for missing in [last, first] {
+        sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = $1")
+            .bind(missing)
+            .execute(&mut owner)
+            .await
+            .expect("mark one migration failed");
+        let body = assert_problem(app.get("/health/ready").await, 503).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("migrations"),
+            "{missing}: {body}"
+        );
+        sqlx::query("UPDATE _sqlx_migrations SET success = true WHERE version = $1")
+            .bind(missing)
+            .execute(&mut owner)
+            .await
+            .expect("restore");
+        assert_eq!(app.get("/health/ready").await.status(), 200);
+    }
+
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES ($1, 'from a newer release', true, '\\x00', 0)",
+    )
+    .bind(last + 1)
+    .execute(&mut owner)
+    .await
+    .expect("a newer release's migration");
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+}
+
 #[tokio::test]
 async fn not_ready_until_keel_migrate_has_run() {
     // Migrations create the service's role; made by hand here, so that before `keel migrate`

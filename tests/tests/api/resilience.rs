@@ -3,23 +3,46 @@
 use std::time::{Duration, Instant};
 
 use keel_tests::{
-    Keel, KeelOutput, ReadinessBlocker, TestPostgres, assert_problem, spawn_app_with,
+    Keel, KeelOutput, ReadinessBlocker, TableLock, TestPostgres, assert_problem, spawn_app_with,
 };
 
 #[tokio::test]
-async fn database_outage_turns_ready_503_and_recovers_without_restart() {
+async fn a_database_outage_is_503_with_retry_after_everywhere_and_recovers_without_restart() {
     let app = spawn_app_with(&[("APP__DATABASE__ACQUIRE_TIMEOUT", "1s")]).await;
     if !app.postgres.is_container() {
         eprintln!("skipped: APP_TEST_DATABASE_URL names a server this test cannot stop");
         return;
     }
     assert_eq!(app.get("/health/ready").await.status(), 200);
+    let session = app
+        .auth()
+        .register_and_login("outage@example.com", "an outage test passphrase")
+        .await;
 
     app.postgres.stop().await;
+    for (path, response) in [
+        ("/health/ready", app.get("/health/ready").await),
+        (
+            "/api/v1/users/me",
+            app.auth().me(&session.access_token).await,
+        ),
+    ] {
+        // Fails within the pool's acquire timeout instead of hanging on a dead server, and
+        // says when to come back.
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = assert_problem(response, 503).await;
+        assert_eq!(
+            body["type"], "urn:keel:problem:dependency-unavailable",
+            "{path}: {body}"
+        );
+        assert_eq!(retry_after.as_deref(), Some("1"), "{path}");
+    }
     let started = Instant::now();
-    let body = assert_problem(app.get("/health/ready").await, 503).await;
-    assert_eq!(body["type"], "urn:keel:problem:dependency-unavailable");
-    // Fails within the pool's acquire timeout instead of hanging on a dead server.
+    assert_problem(app.auth().me(&session.access_token).await, 503).await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -41,6 +64,9 @@ async fn database_outage_turns_ready_503_and_recovers_without_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The request pool recovers too, with the same token: nothing was lost in the outage.
+    let me = app.auth().me(&session.access_token).await;
+    assert_eq!(me.status(), 200);
 }
 
 #[tokio::test]
@@ -123,9 +149,10 @@ async fn statements_are_cancelled_at_the_timeout_and_migrations_are_exempt() {
 
 /// Every connection held: a request that needs one fails with 503 problem+json once the
 /// acquire timeout passes, instead of hanging until the request timeout, and the service
-/// answers normally again as soon as connections are free.
+/// answers normally again as soon as connections are free. Meanwhile the replica stays ready:
+/// it is busy, not broken, and must not be taken out of the Service for it.
 #[tokio::test]
-async fn an_exhausted_pool_fails_fast_with_503_and_recovers() {
+async fn an_exhausted_pool_fails_fast_with_503_stays_ready_and_recovers() {
     let app = spawn_app_with(&[
         ("APP__DATABASE__MAX_CONNECTIONS", "2"),
         ("APP__DATABASE__ACQUIRE_TIMEOUT", "1s"),
@@ -136,23 +163,41 @@ async fn an_exhausted_pool_fails_fast_with_503_and_recovers() {
         .auth()
         .register_and_login("pool@example.com", "correct horse battery staple")
         .await;
-    let blocker = ReadinessBlocker::hold(&app.database_url).await;
-    // Two readiness probes wait on the lock, each holding one of the pool's two connections.
-    let http = reqwest::Client::new();
+    let lock = TableLock::hold(&app.database_url, "users").await;
+    // Two requests wait on the lock, each holding one of the pool's two connections.
     let held: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(http.get(format!("{}/health/ready", app.address)).send()))
+        .map(|_| {
+            let request = app
+                .client
+                .get(app.url("/api/v1/users/me"))
+                .bearer_auth(&session.access_token)
+                .send();
+            tokio::spawn(request)
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    let started = Instant::now();
     let body = assert_problem(app.auth().me(&session.access_token).await, 503).await;
     assert_eq!(
         body["type"], "urn:keel:problem:dependency-unavailable",
         "{body}"
     );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let ready = app.get("/health/ready").await;
+    assert_eq!(
+        ready.status(),
+        200,
+        "a saturated pool made the replica unready"
+    );
 
-    blocker.release().await;
-    for probe in held {
-        let status = probe.await.expect("joined").expect("answered").status();
+    lock.release().await;
+    for request in held {
+        let status = request.await.expect("joined").expect("answered").status();
         assert_eq!(status, 200);
     }
     assert_eq!(app.auth().me(&session.access_token).await.status(), 200);
