@@ -139,7 +139,9 @@ impl ApiError {
                 "The resource changed since the ETag in If-Match; fetch it and retry.".to_owned()
             }
             Self::PreconditionRequired => {
-                "This update needs If-Match with the resource's current ETag.".to_owned()
+                "This update needs If-Match with the resource's current ETag (not `*`, which \
+                 would overwrite changes you have not seen)."
+                    .to_owned()
             }
             Self::MethodNotAllowed { allow } => {
                 format!("This URL accepts {}.", allow.join(", "))

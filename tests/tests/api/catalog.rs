@@ -157,6 +157,35 @@ async fn etags_give_304s_and_if_match_prevents_lost_updates() {
     assert_eq!(stale_check.status(), 200, "an old ETag must not get 304");
 }
 
+/// `If-Match: *` means "whatever is there now", which is exactly a lost update: refused with
+/// 428 like a missing header, and the product is untouched.
+#[tokio::test]
+async fn if_match_star_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.auth().admin().await.access_token;
+    let product = app
+        .catalog()
+        .create(&admin, &NewProduct::new("STAR-1").with_stock(7))
+        .await;
+    let response = app
+        .client
+        .patch(app.url(&product.path()))
+        .bearer_auth(&admin)
+        .header("if-match", "*")
+        .json(&json!({"stock": 1}))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(response, 428).await;
+    assert!(
+        body["detail"].as_str().unwrap_or_default().contains('*'),
+        "{body}"
+    );
+    let after = app.get(&product.path()).await;
+    assert_eq!(after.headers()["etag"], product.etag.as_str());
+    assert_eq!(keel_tests::assert_json(after, 200).await["stock"], 7);
+}
+
 #[tokio::test]
 async fn search_matches_words_and_prefixes() {
     let app = spawn_app().await;

@@ -176,8 +176,9 @@ impl CatalogApi {
 
     /// Change some fields of a product (admin).
     ///
-    /// Requires `If-Match` with the product's current `ETag` (or `*`): 428 without it, 412 when
-    /// someone else changed the product since, so no update is ever lost.
+    /// Requires `If-Match` with the product's current `ETag`: 428 without it (or with `*`, which
+    /// would overwrite changes the caller has not seen), 412 when someone else changed the
+    /// product since, so no update is ever lost.
     #[oai(
         path = "/products/:id",
         method = "patch",
@@ -187,7 +188,7 @@ impl CatalogApi {
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
-        /// The product's current `ETag`, or `*`.
+        /// The product's current `ETag` (`*` is refused).
         #[oai(name = "If-Match")]
         if_match: IfMatch,
         body: JsonBody<ProductPatch>,
@@ -236,14 +237,12 @@ fn prefix_query(q: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" & "))
 }
 
-/// `*` (any version) or one ETag of ours, which carries the version.
-fn expected_version(if_match: &IfMatch) -> Result<Option<i32>, ApiError> {
+/// The version one ETag of ours carries. `*` ("any current version") is what a lost update
+/// looks like, so it is refused like a missing header; anything else no version can match.
+fn expected_version(if_match: &IfMatch) -> Result<i32, ApiError> {
     match if_match.tag() {
-        Some(Tag::Any) => Ok(None),
-        Some(Tag::Strong(version)) => version
-            .parse()
-            .map(Some)
-            .or(Err(ApiError::PreconditionFailed)),
+        Some(Tag::Any) => Err(ApiError::PreconditionRequired),
+        Some(Tag::Strong(version)) => version.parse().or(Err(ApiError::PreconditionFailed)),
         None => Err(ApiError::PreconditionFailed),
     }
 }
@@ -264,10 +263,10 @@ mod tests {
 
     #[test]
     fn if_match_names_a_version_of_ours() {
-        let expected = |header: &str| expected_version(&IfMatch::new(header)).ok();
-        assert_eq!(expected("\"7\""), Some(Some(7)));
-        assert_eq!(expected("*"), Some(None));
-        assert_eq!(expected("\"seven\""), None);
-        assert_eq!(expected("7"), None);
+        let expected = |header: &str| expected_version(&IfMatch::new(header));
+        assert_eq!(expected("\"7\"").ok(), Some(7));
+        assert!(matches!(expected("*"), Err(ApiError::PreconditionRequired)));
+        assert!(matches!(expected("\"seven\""), Err(ApiError::PreconditionFailed)));
+        assert!(matches!(expected("7"), Err(ApiError::PreconditionFailed)));
     }
 }

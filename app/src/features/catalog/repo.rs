@@ -84,7 +84,7 @@ pub enum Update {
 pub async fn update(
     db: &PgPool,
     id: Uuid,
-    expected_version: Option<i32>,
+    expected_version: i32,
     patch: &ProductPatch,
 ) -> Result<Update, ProductError> {
     let updated = sqlx::query_as!(
@@ -97,7 +97,7 @@ pub async fn update(
              currency = coalesce($7, currency),
              stock = coalesce($8, stock),
              version = version + 1
-           WHERE id = $1 AND ($2::integer IS NULL OR version = $2)
+           WHERE id = $1 AND version = $2
            RETURNING id, sku, name, description, price_cents, currency, stock, version,
                      created_at, updated_at"#,
         id,
