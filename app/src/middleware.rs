@@ -404,7 +404,13 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let is_docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
         let is_preflight = req.method() == Method::OPTIONS;
-        let mut response = self.inner.call(req).await?.into_response();
+        let request_id = req.data::<RequestId>().map(|id| id.0.clone());
+        // CORS sits inside and refuses an origin with an error, not a response: render it here
+        // so the refusal carries these headers too instead of skipping them.
+        let mut response = match self.inner.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(err) => ApiError::from_poem(err).into_response_with(request_id.as_deref()),
+        };
         let headers = response.headers_mut();
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,

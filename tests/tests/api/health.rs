@@ -215,8 +215,12 @@ async fn security_headers_can_be_switched_off() {
 }
 
 #[tokio::test]
-async fn cors_allows_only_listed_origins() {
-    let app = spawn_app_with(&[("APP__HTTP__CORS__ALLOWED_ORIGINS", "https://app.example")]).await;
+async fn cors_allows_only_listed_origins_and_refusals_are_problems_with_security_headers() {
+    let app = spawn_app_with(&[
+        ("APP__HTTP__CORS__ALLOWED_ORIGINS", "https://app.example"),
+        ("APP__HTTP__CORS__MAX_AGE", "10m"),
+    ])
+    .await;
     let allowed = app
         .client
         .get(app.url("/health/live"))
@@ -228,6 +232,12 @@ async fn cors_allows_only_listed_origins() {
         allowed.headers()["access-control-allow-origin"],
         "https://app.example"
     );
+    // Browsers let scripts read the request id, to quote in a bug report.
+    let exposed = allowed.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
 
     let other = app
         .client
@@ -237,7 +247,50 @@ async fn cors_allows_only_listed_origins() {
         .await
         .expect("request");
     assert!(other.headers().get("access-control-allow-origin").is_none());
-    assert!(other.status().is_client_error());
+    // A refusal is a response like any other: the security headers and the request id too.
+    for name in [
+        "x-content-type-options",
+        "x-frame-options",
+        "content-security-policy",
+        "cache-control",
+        "x-request-id",
+    ] {
+        assert!(other.headers().contains_key(name), "no {name} on the 403");
+    }
+    assert_problem(other, 403).await;
+
+    // Preflight: the allowed origin gets the method, the header and the configured max-age;
+    // another origin gets no grant.
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/users/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let granted = preflight("https://app.example").await.expect("preflight");
+    assert!(granted.status().is_success(), "{}", granted.status());
+    let grant = |name: &str| {
+        granted
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    assert_eq!(grant("access-control-allow-origin"), "https://app.example");
+    assert!(grant("access-control-allow-methods").contains("get"));
+    assert!(grant("access-control-allow-headers").contains("authorization"));
+    assert_eq!(grant("access-control-max-age"), "600");
+    let refused = preflight("https://evil.example").await.expect("preflight");
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(refused.status(), 403);
 }
 
 /// `keel healthcheck --url` is what the chart's `helm test` pod runs against the Service: it must

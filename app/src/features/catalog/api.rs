@@ -266,7 +266,10 @@ mod tests {
         let expected = |header: &str| expected_version(&IfMatch::new(header));
         assert_eq!(expected("\"7\"").ok(), Some(7));
         assert!(matches!(expected("*"), Err(ApiError::PreconditionRequired)));
-        assert!(matches!(expected("\"seven\""), Err(ApiError::PreconditionFailed)));
+        assert!(matches!(
+            expected("\"seven\""),
+            Err(ApiError::PreconditionFailed)
+        ));
         assert!(matches!(expected("7"), Err(ApiError::PreconditionFailed)));
     }
 }
