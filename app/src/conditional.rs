@@ -56,7 +56,10 @@ impl<'a> ApiExtractor<'a> for IfMatch {
     }
 
     fn param_schema_ref() -> Option<MetaSchemaRef> {
-        Some(MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))))
+        Some(MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(crate::middleware::HEADER_VALUE_PATTERN.to_owned()),
+            ..MetaSchema::new("string")
+        })))
     }
 
     fn param_raw_type(&self) -> Option<&String> {

@@ -324,6 +324,12 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
+/// The schema of every header parameter the API declares: visible ASCII and spaces, which is
+/// what [`ReadableHeaders`] lets through. Stated in the document so that clients and fuzzers
+/// know it; `#[oai(validator(pattern = ...))]` takes only a literal, so each declaration
+/// repeats it and `routes::tests` checks that they all do.
+pub const HEADER_VALUE_PATTERN: &str = r"^[\x20-\x7E]*$";
+
 /// Refuses a request carrying one of the API's declared header parameters with a value that is
 /// not visible ASCII. poem-openapi reads such a value as if the header were absent, which would
 /// silently turn a retry's `Idempotency-Key` into a second order, or an `If-Match` into "needs

@@ -266,6 +266,55 @@ mod tests {
             .await
     }
 
+    /// Each header parameter of the real API states the rule `ReadableHeaders` enforces.
+    #[test]
+    fn every_declared_header_of_the_api_publishes_the_header_value_pattern() {
+        let document: Value =
+            serde_json::from_str(&openapi_json().expect("the document")).expect("JSON");
+        let headers: Vec<(String, Value)> = document["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, operations)| {
+                operations
+                    .as_object()
+                    .expect("operations")
+                    .iter()
+                    .map(move |(method, operation)| (path, method, operation))
+            })
+            .flat_map(|(path, method, operation)| {
+                let parameters = operation["parameters"].as_array().cloned();
+                parameters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| p["in"] == "header")
+                    .map(move |p| {
+                        (
+                            format!("{method} {path} {}", p["name"]),
+                            p["schema"].clone(),
+                        )
+                    })
+            })
+            .collect();
+        for (parameter, schema) in &headers {
+            assert_eq!(
+                schema["pattern"],
+                crate::middleware::HEADER_VALUE_PATTERN,
+                "{parameter}"
+            );
+        }
+        // example-domain:begin
+        for name in ["If-Match", "If-None-Match", "Idempotency-Key"] {
+            assert!(
+                headers
+                    .iter()
+                    .any(|(parameter, _)| parameter.contains(name)),
+                "{name} is not among {headers:?}"
+            );
+        }
+        // example-domain:end
+    }
+
     #[tokio::test]
     async fn a_declared_header_that_is_not_ascii_is_refused_by_name_not_ignored() {
         with_header("x-thing-tag", b"plain")

@@ -57,4 +57,18 @@ async fn report_totals_match_the_orders_per_day() {
 
     assert_problem(reports.sales(&buyer, from, today).await, 403).await;
     assert_problem(reports.sales(&admin, today, from).await, 422).await;
+
+    // A range covers at most 366 days, both ends included: a leap year, not a day more.
+    let longest = today - time::Duration::days(365);
+    assert_json(reports.sales(&admin, longest, today).await, 200).await;
+    let too_long = longest - time::Duration::days(1);
+    let problem = assert_problem(reports.sales(&admin, too_long, today).await, 422).await;
+    assert_eq!(problem["errors"][0]["field"], "to", "{problem}");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("366 days"),
+        "{problem}"
+    );
 }

@@ -154,7 +154,8 @@ impl CatalogApi {
     async fn get(
         &self,
         id: Path<Uuid>,
-        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+        #[oai(name = "If-None-Match", validator(pattern = r"^[\x20-\x7E]*$"))]
+        if_none_match: Header<Option<String>>,
     ) -> Result<GetProductResponse, ApiError> {
         let product = repo::find(&self.db, id.0)
             .await?

@@ -106,7 +106,10 @@ impl OrdersApi {
         &self,
         auth: BearerAuth,
         /// A client-chosen unique key (e.g. a UUID) per intended order; kept 24 hours.
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]*$")
+        )]
         idempotency_key: Header<Option<String>>,
         body: JsonBody<NewOrder>,
     ) -> Result<PlaceOrderResponse, ApiError> {

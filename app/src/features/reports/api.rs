@@ -16,7 +16,7 @@ use crate::{
     error::{ApiError, FieldError},
 };
 
-/// Longest range one report may cover.
+/// Most days one report may cover, `from` and `to` included: a leap year.
 const MAX_DAYS: i64 = 366;
 
 #[derive(Tags)]
@@ -99,7 +99,10 @@ impl ReportsApi {
         if !(0..MAX_DAYS).contains(&days) {
             return Err(ApiError::Validation(vec![FieldError::new(
                 "to",
-                format!("must be on or after from, and at most {MAX_DAYS} days later"),
+                format!(
+                    "must be on or after from, and the range at most {MAX_DAYS} days long \
+                         (from and to included)"
+                ),
             )]));
         }
         let start = OffsetDateTime::new_utc(from, Time::MIDNIGHT);
