@@ -25,7 +25,7 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut
 
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
 	build unit-test integration-test contract-test docs-browser-test sqlx-check sqlx-prepare spec-check infra-check \
-	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test
+	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test scripts-test
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,7 @@ seed: build ## Load every feature's demo data into APP__DATABASE__URL (default: 
 test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, Swagger UI in a browser, image, chart, infrastructure, remove-example
 	$(MAKE) build
 	$(MAKE) unit-test
+	$(MAKE) scripts-test
 	$(MAKE) integration-test
 	$(MAKE) spec-check
 	$(MAKE) sqlx-check
@@ -67,6 +68,9 @@ build: ## Build everything (debug), the keel binary included
 
 unit-test: build ## Unit tests of the service crate (no database)
 	cargo nextest run --workspace --locked -E 'package(keel)'
+
+scripts-test: ## Operator scripts against stand-ins: db-app-password.sh with a mock AWS CLI
+	scripts/db-app-password-test.sh
 
 integration-test: build ## Black-box tests against real PostgreSQL through testcontainers
 	if [[ -z "$${APP_TEST_DATABASE_URL:-}" ]]; then \

@@ -73,3 +73,53 @@ async fn migrating_again_applies_a_rotated_password() {
         .await
         .expect("the new password works");
 }
+
+/// Rotation without a failure window (`scripts/db-app-password.sh`): the secret switches to
+/// the other of two roles with a fresh password, and `keel migrate` creates or updates that
+/// role. The role the running pods use keeps its password, so connections they open before
+/// they are restarted still log in; the new role has exactly the same rights.
+#[tokio::test]
+async fn rotating_to_the_alternate_role_keeps_the_running_service_connecting() {
+    let app = spawn_app().await;
+    let session = app
+        .auth()
+        .register_and_login("rotation@example.com", "a rotation test passphrase")
+        .await;
+    let running = url::Url::parse(&service_role_url(&app.database_url)).expect("url");
+    let mut alternate = running.clone();
+    alternate
+        .set_username(&format!("{}_b", running.username()))
+        .and_then(|()| alternate.set_password(Some("the alternate role's new password")))
+        .expect("takes credentials");
+
+    let mut environment = keel_tests::test_environment(&app.database_url);
+    environment.push(("APP__DATABASE__URL".into(), alternate.to_string()));
+    let settings = keel::config::Settings::load_from(environment).expect("settings");
+    keel::db::migrate(&settings.database)
+        .await
+        .expect("migrations run as the owner and grant the alternate role");
+
+    // Every connection the running service holds is gone, as after a database failover: it
+    // must log in again, with the credentials it started with.
+    let mut owner = PgConnection::connect(&app.database_url)
+        .await
+        .expect("owner");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+        .bind(running.username())
+        .execute(&mut owner)
+        .await
+        .expect("end the service's sessions");
+    assert_eq!(app.auth().me(&session.access_token).await.status(), 200);
+
+    let mut next = PgConnection::connect(alternate.as_str())
+        .await
+        .expect("the alternate role logs in with the new password");
+    next.execute("UPDATE users SET display_name = display_name")
+        .await
+        .expect("row access is granted to the alternate role");
+    let refused = next
+        .execute("DROP TABLE users")
+        .await
+        .expect_err("the alternate role cannot change the schema");
+    assert_eq!(sqlstate(&refused).as_deref(), Some("42501"), "{refused}");
+}
