@@ -116,6 +116,57 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     assert_eq!(code, Some(0), "stderr: {stderr}");
 }
 
+/// A drain cannot hold a pod hostage: a request still running at `server.shutdown_timeout`
+/// is cut off, and the process exits anyway (cleanly, having logged why), well before
+/// Kubernetes' grace period would SIGKILL it.
+#[tokio::test]
+async fn a_drain_longer_than_the_shutdown_timeout_is_cut_off_and_the_process_exits() {
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let keel = Keel::command(["serve"])
+        .test_environment(&database_url)
+        .env("APP__SERVER__SHUTDOWN_TIMEOUT", "1s")
+        .start()
+        .await;
+    let ready = format!("{}/health/ready", keel.base);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client.get(&ready).send().await.expect("ready").status(),
+        200
+    );
+
+    let blocker = ReadinessBlocker::hold(&database_url).await;
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(ready).send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let signalled = Instant::now();
+    keel.sigterm();
+    let KeelOutput {
+        code,
+        stdout,
+        stderr,
+    } = keel.wait().await;
+    let took = signalled.elapsed();
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM"
+    );
+    let answer = in_flight.await.expect("join");
+    assert!(
+        answer.is_err(),
+        "the slow request was answered ({answer:?}) although the lock was still held"
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("shutdown timeout reached"),
+        "no log line says why: {stdout}{stderr}"
+    );
+    blocker.release().await;
+}
+
 /// A query cannot outlive its request: PostgreSQL cancels it at `database.statement_timeout`.
 /// Migrations run without it: a timeout of 1 ms would cancel the first migration's DDL.
 #[tokio::test]
