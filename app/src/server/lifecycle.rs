@@ -1,12 +1,18 @@
 //! Binding, serving and draining: the process's life around the route table.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use super::{AppState, api, api_service, build_routes, connections};
 use crate::{config::Settings, db};
+
+/// Closing a pool waits for every connection to come back. One whose request was cut off at
+/// `server.shutdown_timeout` comes back only when its statement ends, which PostgreSQL sees to
+/// (`database.statement_timeout`) without us; waiting for it would keep a stopping pod alive for
+/// up to that long, past the drain it was promised.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A bound, ready-to-run server. Binding happens in [`Application::build`] so callers (and
 /// tests, with port 0) learn the real port before serving.
@@ -58,8 +64,15 @@ impl Application {
         tracing::info!(address = %self.local_addr, "serving");
         let limits = state.settings.server.clone();
         let result = connections::serve(self.listener, routes, limits, shutdown).await;
-        state.db.close().await;
-        state.probe.close().await;
+        let pools = async { tokio::join!(state.db.close(), state.probe.close()) };
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, pools)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a database connection was still busy after the drain; leaving its statement to the server"
+            );
+        }
         result
     }
 }

@@ -60,8 +60,9 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 
 {{- $shutdown := include "keel.shutdownTimeoutSeconds" . }}
 {{- if $shutdown }}
-{{- if le (int $v.terminationGracePeriodSeconds) (add (int $v.preStopSleepSeconds) (atoi $shutdown)) }}
-{{- fail (printf "terminationGracePeriodSeconds: %d must exceed preStopSleepSeconds (%d) plus the app's shutdown timeout (%ss), or in-flight requests are cut off" (int $v.terminationGracePeriodSeconds) (int $v.preStopSleepSeconds) $shutdown) }}
+{{- /* 2: the app's bound on closing its database pools after the drain (server/lifecycle.rs) */}}
+{{- if le (int $v.terminationGracePeriodSeconds) (add (int $v.preStopSleepSeconds) (atoi $shutdown) 2) }}
+{{- fail (printf "terminationGracePeriodSeconds: %d must exceed preStopSleepSeconds (%d) plus the app's shutdown timeout (%ss) plus 2s to close its database connections, or in-flight requests are cut off" (int $v.terminationGracePeriodSeconds) (int $v.preStopSleepSeconds) $shutdown) }}
 {{- end }}
 {{- end }}
 

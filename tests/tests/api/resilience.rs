@@ -151,8 +151,10 @@ async fn a_drain_longer_than_the_shutdown_timeout_is_cut_off_and_the_process_exi
     } = keel.wait().await;
     let took = signalled.elapsed();
     assert_eq!(code, Some(0), "stderr: {stderr}");
+    // 1 s of drain, then at most 2 s closing the pools while the cut-off request's statement
+    // still waits on the lock (which outlives the process: it is released below).
     assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        took >= Duration::from_secs(1) && took < Duration::from_secs(6),
         "exited {took:?} after SIGTERM"
     );
     let answer = in_flight.await.expect("join");
