@@ -78,6 +78,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
+    pub worker: WorkerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +210,22 @@ pub struct ThrottleSettings {
     pub max_registrations_per_ip: u32,
 }
 
+/// Background work: whether `keel serve` runs it in-process, and how often each scheduled job
+/// runs (`keel worker` runs it regardless of `enabled`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub enabled: bool,
+    /// How often the scheduler looks for a job that is due; a job's interval is never shorter.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// Connections of background work's own pool, apart from the one requests use, so neither
+    /// can starve the other.
+    pub max_connections: u32,
+    /// Each scheduled job's interval, by job name; every registered job must have one.
+    pub schedule: HashMap<String, humantime_serde::Serde<Duration>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
@@ -217,6 +234,7 @@ struct RawSettings {
     database: DatabaseSettings,
     telemetry: TelemetrySettings,
     auth: AuthSettings,
+    worker: WorkerSettings,
 }
 
 /// A configuration problem, always naming the key and the environment variable that sets it.
@@ -290,6 +308,7 @@ impl Settings {
             database: raw.database,
             telemetry: raw.telemetry,
             auth: raw.auth,
+            worker: raw.worker,
         };
         settings.validate()?;
 
@@ -322,6 +341,7 @@ impl Settings {
         self.http.validate()?;
         self.database.validate()?;
         self.auth.validate()?;
+        self.worker.validate()?;
         self.telemetry.validate()
     }
 
@@ -445,6 +465,58 @@ fn validate_database_url(key: &str, url: &SecretString) -> Result<url::Url, Conf
         ));
     }
     Ok(url)
+}
+
+impl WorkerSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick.is_zero() {
+            return Err(ConfigError::invalid(
+                "worker.tick",
+                "must be longer than 0s",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "worker.max_connections",
+                "must be at least 1",
+            ));
+        }
+        let known: Vec<&str> = crate::jobs::scheduled().map(|job| job.name).collect();
+        for name in &known {
+            match self.schedule.get(*name) {
+                None => {
+                    return Err(ConfigError::invalid(
+                        &format!("worker.schedule.{name}"),
+                        "is missing: every scheduled job needs an interval",
+                    ));
+                }
+                Some(interval) if interval.is_zero() => {
+                    return Err(ConfigError::invalid(
+                        &format!("worker.schedule.{name}"),
+                        "must be longer than 0s",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        // A misspelt job name would otherwise leave the real job on its default, silently.
+        if let Some(unknown) = self
+            .schedule
+            .keys()
+            .find(|name| !known.contains(&name.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                &format!("worker.schedule.{unknown}"),
+                format!("is not a scheduled job; known: {}", known.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configured interval of `job` (validated to exist at start-up).
+    pub fn interval(&self, job: &str) -> Option<Duration> {
+        self.schedule.get(job).map(|interval| **interval)
+    }
 }
 
 impl TelemetrySettings {
@@ -752,6 +824,38 @@ mod tests {
         let message = error_for(&[("APP__DATABASE__MIN_CONNECTIONS", "50")]);
         assert!(
             message.starts_with("APP__DATABASE__MIN_CONNECTIONS"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_scheduled_job_has_an_interval_and_no_unknown_one_is_accepted() {
+        let settings = load(&[]).expect("defaults load");
+        for job in crate::jobs::scheduled() {
+            assert!(
+                settings.worker.interval(job.name).is_some(),
+                "default.toml has no worker.schedule.{}",
+                job.name
+            );
+        }
+
+        let message = error_for(&[("APP__WORKER__SCHEDULE__PURGE_SESION", "1h")]);
+        assert!(
+            message.starts_with("APP__WORKER__SCHEDULE__PURGE_SESION (worker.schedule.purge_sesion): is not a scheduled job; known: "),
+            "{message}"
+        );
+        assert!(message.contains("purge_sessions"), "{message}");
+
+        let message = error_for(&[("APP__WORKER__SCHEDULE__PURGE_SESSIONS", "0s")]);
+        assert!(
+            message.starts_with("APP__WORKER__SCHEDULE__PURGE_SESSIONS (worker.schedule.purge_sessions): must be longer than 0s"),
+            "{message}"
+        );
+        let message = error_for(&[("APP__WORKER__TICK", "0s")]);
+        assert!(message.starts_with("APP__WORKER__TICK"), "{message}");
+        let message = error_for(&[("APP__WORKER__MAX_CONNECTIONS", "0")]);
+        assert!(
+            message.starts_with("APP__WORKER__MAX_CONNECTIONS"),
             "{message}"
         );
     }

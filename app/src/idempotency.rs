@@ -5,12 +5,32 @@
 //! inside the transaction that does the work, so the claim, the work and the stored response
 //! commit or roll back together.
 
+use futures_util::FutureExt as _;
 use poem::http::StatusCode;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldError};
+use crate::{
+    error::{ApiError, FieldError},
+    jobs::ScheduledJob,
+};
+
+/// A key past its 24 h is already ignored by [`run_once`]; this takes its row away.
+pub const PURGE_IDEMPOTENCY_KEYS: ScheduledJob = ScheduledJob {
+    name: "purge_idempotency_keys",
+    run: |conn, _| {
+        async move {
+            let deleted = sqlx::query!(
+                "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'"
+            )
+            .execute(conn)
+            .await?;
+            Ok(deleted.rows_affected())
+        }
+        .boxed()
+    },
+};
 
 /// Who asks, with which key: idempotency is scoped per user.
 pub struct Key<'a> {

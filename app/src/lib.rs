@@ -9,6 +9,7 @@ pub mod error;
 pub mod features;
 pub mod health;
 pub mod idempotency;
+pub mod jobs;
 pub mod json;
 pub mod middleware;
 pub mod openapi;

@@ -9,7 +9,7 @@ use keel::{
     config::Settings,
     db,
     features::accounts::{AdminOutcome, create_or_promote_admin},
-    server::{self, Application},
+    server::{self, Application, Role},
     telemetry,
 };
 
@@ -26,8 +26,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the HTTP API until SIGTERM or Ctrl-C, then drain in-flight requests.
+    /// Serve the HTTP API until SIGTERM or Ctrl-C, then drain in-flight requests. Background
+    /// work runs in the same process unless worker.enabled is false.
     Serve,
+    /// Run only background work (scheduled jobs) until SIGTERM or Ctrl-C; the port serves
+    /// just /health/live and /health/ready.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document (JSON) to stdout. Needs no database.
@@ -115,7 +119,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", server::openapi_json()?);
             Ok(())
         }
-        Command::Serve => {
+        Command::Serve | Command::Worker => {
+            let role = match command {
+                Command::Worker => Role::Worker,
+                _ => Role::Api,
+            };
             let settings = load_settings()?;
             let telemetry = telemetry::init(&settings.telemetry)?;
             tracing::info!(
@@ -124,7 +132,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "starting"
             );
             let result = async {
-                let app = Application::build(settings).await?;
+                let app = Application::build_as(role, settings).await?;
                 app.run_until(server::shutdown_signal()).await?;
                 anyhow::Ok(())
             }

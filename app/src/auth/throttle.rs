@@ -11,11 +11,31 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::FutureExt as _;
 use hashlink::LinkedHashMap;
 use poem::Request;
 use sqlx::PgPool;
 
-use crate::{config::ThrottleSettings, error::ApiError};
+use crate::{config::ThrottleSettings, error::ApiError, jobs::ScheduledJob};
+
+/// A counter whose window has passed counts nothing: the next failure starts a new window.
+/// Without this, every email ever mistyped would keep its row.
+pub const PURGE_LOGIN_FAILURES: ScheduledJob = ScheduledJob {
+    name: "purge_login_failures",
+    run: |conn, settings| {
+        async move {
+            let deleted = sqlx::query!(
+                "DELETE FROM login_failures
+                 WHERE window_started_at + make_interval(secs => $1) <= now()",
+                settings.auth.throttle.window.as_secs_f64(),
+            )
+            .execute(conn)
+            .await?;
+            Ok(deleted.rows_affected())
+        }
+        .boxed()
+    },
+};
 
 /// The most client networks tracked per replica. Beyond it the oldest entry is dropped: memory
 /// stays bounded whatever an attacker with many addresses does, and no request ever waits for a

@@ -45,6 +45,22 @@ pub fn probe_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
         .connect_lazy_with(connect_options(settings)?.application_name("keel-probe")))
 }
 
+/// Background work's own pool (`worker.max_connections`), apart from the request pool: a burst
+/// of requests cannot starve the scheduler, and a slow job cannot take connections from
+/// requests.
+pub fn worker_lazy(
+    settings: &DatabaseSettings,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(settings.idle_timeout)
+        .test_before_acquire(true)
+        .connect_lazy_with(connect_options(settings)?.application_name("keel-worker")))
+}
+
 fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(PgConnectOptions::from_str(settings.url.expose_secret())?
         .statement_cache_capacity(settings.statement_cache_capacity)

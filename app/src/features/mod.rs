@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use poem_openapi::OpenApi;
 use sqlx::PgPool;
 
-use crate::{openapi::Link, server::AppState};
+use crate::{jobs::ScheduledJob, openapi::Link, server::AppState};
 
 /// What a feature contributes to the service. Implemented by one unit struct per feature;
 /// every item but the API has a default, so a feature states only what it has.
@@ -25,13 +25,17 @@ pub trait Feature {
 
     /// Demo data for `keel seed` (which `make run` calls).
     const SEED: Option<Seed> = None;
+
+    /// Its periodic jobs, run by the scheduler (`crate::jobs`); each needs an interval in
+    /// `worker.schedule`.
+    const JOBS: &'static [ScheduledJob] = &[];
 }
 
 /// Loads a feature's demo data, idempotently; answers one line saying what it did.
 pub type Seed = for<'a> fn(&'a PgPool) -> BoxFuture<'a, anyhow::Result<String>>;
 
 /// Generates, from the list of features: [`Api`] (every feature's operations as one OpenAPI
-/// value), [`api`], [`links`] and [`seeds`]. The API is a right-nested chain of pairs ending in
+/// value), [`api`], [`links`], [`seeds`] and [`jobs`]. The API is a right-nested chain of pairs ending in
 /// `()`, because poem-openapi implements `OpenApi` for pairs and `()` (not for 1-tuples), so
 /// the chain stays valid however many features remain.
 macro_rules! register {
@@ -60,6 +64,11 @@ macro_rules! register {
         /// Every registered feature's demo data loader, in registration order.
         pub fn seeds() -> impl Iterator<Item = Seed> {
             [$(<$feature as Feature>::SEED),+].into_iter().flatten()
+        }
+
+        /// Every registered feature's scheduled jobs.
+        pub fn jobs() -> impl Iterator<Item = &'static ScheduledJob> {
+            [$(<$feature as Feature>::JOBS),+].into_iter().flatten()
         }
     };
 }

@@ -1,12 +1,14 @@
 //! Binding, serving and draining: the process's life around the route table.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::OnceLock, time::Duration};
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use poem::EndpointExt as _;
+use tokio::{net::TcpListener, time::Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::{AppState, api, api_service, build_routes, connections};
-use crate::{config::Settings, db};
+use crate::{config::Settings, db, health::HealthApi, jobs};
 
 /// Closing a pool waits for every connection to come back. One whose request was cut off at
 /// `server.shutdown_timeout` comes back only when its statement ends, which PostgreSQL sees to
@@ -20,10 +22,23 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    role: Role,
+}
+
+/// What a process serves: `keel serve` the API (with background work unless
+/// `worker.enabled` is false), `keel worker` background work with only the probes on its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Api,
+    Worker,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_as(Role::Api, settings).await
+    }
+
+    pub async fn build_as(role: Role, settings: Settings) -> anyhow::Result<Self> {
         let db = db::connect_lazy(&settings.database).context("database.url")?;
         if settings.database.migrate_on_start {
             db::migrate(&settings.database)
@@ -41,6 +56,7 @@ impl Application {
             listener,
             local_addr,
             state,
+            role,
         })
     }
 
@@ -53,19 +69,65 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish for up to `server.shutdown_timeout`.
+    /// (and the background job in hand) finish for up to `server.shutdown_timeout`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let state = self.state;
-        let routes = build_routes(
-            &state.settings.http,
-            state.keys.clone(),
-            api_service(api(&state)),
-        );
-        tracing::info!(address = %self.local_addr, "serving");
+        let routes = match self.role {
+            Role::Api => build_routes(
+                &state.settings.http,
+                state.keys.clone(),
+                api_service(api(&state)),
+            )
+            .map_to_response()
+            .boxed(),
+            Role::Worker => build_routes(
+                &state.settings.http,
+                state.keys.clone(),
+                api_service(HealthApi {
+                    probe: state.probe.clone(),
+                }),
+            )
+            .map_to_response()
+            .boxed(),
+        };
+        let stop_work = CancellationToken::new();
+        let work = if self.role == Role::Worker || state.settings.worker.enabled {
+            let pool = db::worker_lazy(
+                &state.settings.database,
+                state.settings.worker.max_connections,
+            )
+            .map_err(std::io::Error::other)?;
+            let task = tokio::spawn(jobs::run(
+                pool.clone(),
+                state.settings.clone(),
+                stop_work.clone(),
+            ));
+            Some((task, pool))
+        } else {
+            None
+        };
+        tracing::info!(address = %self.local_addr, role = ?self.role, "serving");
         let limits = state.settings.server.clone();
+        let signalled = OnceLock::new();
+        let shutdown = async {
+            shutdown.await;
+            let _ = signalled.set(Instant::now());
+            // Background work stops taking jobs at the signal, as the listener stops accepting.
+            stop_work.cancel();
+        };
+        let shutdown_timeout = limits.shutdown_timeout;
         let result = connections::serve(self.listener, routes, limits, shutdown).await;
-        let pools = async { tokio::join!(state.db.close(), state.probe.close()) };
-        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, pools)
+        let mut pools = vec![state.db.clone(), state.probe.clone()];
+        if let Some((task, pool)) = work {
+            // One budget for both: the job in hand gets what the drain left of shutdown_timeout.
+            let deadline = signalled.get().copied().unwrap_or_else(Instant::now) + shutdown_timeout;
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!("shutdown timeout reached; abandoning the background job in hand");
+            }
+            pools.push(pool);
+        }
+        let close = futures_util::future::join_all(pools.iter().map(|pool| pool.close()));
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, close)
             .await
             .is_err()
         {

@@ -8,6 +8,6 @@ mod lifecycle;
 mod routes;
 mod state;
 
-pub use lifecycle::{Application, shutdown_signal};
+pub use lifecycle::{Application, Role, shutdown_signal};
 pub use routes::{ServiceApi, api, api_service, build_routes, openapi_json};
 pub use state::AppState;

@@ -9,6 +9,7 @@ mod connections;
 mod database_roles;
 mod health;
 mod idempotency;
+mod jobs;
 mod openapi;
 mod orders;
 mod problems;

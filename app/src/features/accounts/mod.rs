@@ -9,12 +9,21 @@ mod service;
 pub use api::{AccountsApi, KeysApi};
 pub use service::{AdminOutcome, create_or_promote_admin};
 
-use crate::{features::Feature, server::AppState};
+use futures_util::FutureExt as _;
+
+use crate::{features::Feature, jobs::ScheduledJob, server::AppState};
 
 pub struct Accounts;
 
 impl Feature for Accounts {
     type Api = (AccountsApi, KeysApi);
+
+    const JOBS: &'static [ScheduledJob] = &[ScheduledJob {
+        name: "purge_sessions",
+        run: |conn, settings| {
+            repo::purge_ended_sessions(conn, settings.auth.session_lifetime).boxed()
+        },
+    }];
 
     fn api(state: &AppState) -> Self::Api {
         (

@@ -258,3 +258,26 @@ pub async fn set_role(db: &PgPool, id: Uuid, role: Role) -> Result<(), sqlx::Err
         .await?;
     Ok(())
 }
+
+/// Deletes sessions that have ended — revoked, or past their absolute `lifetime` — with their
+/// refresh tokens, and refresh tokens past their expiry in live sessions. Every token deleted
+/// here is already refused; a spent one is kept until it expires, because presenting it again
+/// is how a stolen token is detected (it revokes the family).
+pub async fn purge_ended_sessions(
+    conn: &mut PgConnection,
+    lifetime: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let sessions = sqlx::query!(
+        "DELETE FROM sessions
+         WHERE revoked_at IS NOT NULL OR created_at + make_interval(secs => $1) <= now()",
+        lifetime.as_secs_f64(),
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let tokens = sqlx::query!("DELETE FROM refresh_tokens WHERE expires_at <= now()")
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(sessions + tokens)
+}

@@ -1,0 +1,261 @@
+//! Background work: the scheduler runs each job once per interval across replicas, `keel worker`
+//! runs it alone behind its own probes, and `keel serve` runs it in-process unless told not to.
+
+use std::time::Duration;
+
+use keel_tests::{Keel, KeelOutput, TestPostgres, spawn_app_on};
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use time::OffsetDateTime;
+
+/// Every job slow enough not to run twice in a test, but `fast` every `interval`.
+fn schedule(fast: &str, interval: &str) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = [
+        "purge_sessions",
+        "purge_login_failures",
+        "purge_idempotency_keys",
+        "prune_job_runs",
+    ]
+    .into_iter()
+    .map(|job| {
+        let value = if job == fast { interval } else { "1h" };
+        (
+            format!("APP__WORKER__SCHEDULE__{}", job.to_uppercase()),
+            value.to_owned(),
+        )
+    })
+    .collect();
+    settings.push(("APP__WORKER__TICK".to_owned(), "50ms".to_owned()));
+    settings
+}
+
+async fn owner_pool(database_url: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect(database_url)
+        .await
+        .expect("connect as the owner")
+}
+
+async fn runs_of(db: &PgPool, job: &str) -> Vec<OffsetDateTime> {
+    sqlx::query_scalar(
+        "SELECT started_at FROM scheduled_job_runs WHERE job = $1 AND error IS NULL ORDER BY started_at",
+    )
+    .bind(job)
+    .fetch_all(db)
+    .await
+    .expect("read the run log")
+}
+
+/// Two `keel worker` replicas, ticking every 50 ms, share one job due every second: it runs
+/// once per second in all, never twice within a second, whichever replica gets there first.
+#[tokio::test]
+async fn two_workers_run_each_job_once_per_interval() {
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let migrated = Keel::command(["migrate"])
+        .test_environment(&database_url)
+        .run();
+    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+
+    let start_worker = || {
+        Keel::command(["worker"])
+            .test_environment(&database_url)
+            .env("APP__DATABASE__MIGRATE_ON_START", "false")
+            .envs(schedule("purge_login_failures", "1s"))
+            .start()
+    };
+    let (first, second) = tokio::join!(start_worker(), start_worker());
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    first.sigterm();
+    second.sigterm();
+    let (first, second) = tokio::join!(first.wait(), second.wait());
+    for KeelOutput { code, stderr, .. } in [&first, &second] {
+        assert_eq!(*code, Some(0), "stderr: {stderr}");
+    }
+
+    let db = owner_pool(&database_url).await;
+    let runs = runs_of(&db, "purge_login_failures").await;
+    // 4.5 s at one run per second: 4 or 5, depending on where the first tick fell.
+    assert!(
+        (4..=5).contains(&runs.len()),
+        "{} runs in 4.5 s: {runs:?}",
+        runs.len()
+    );
+    for pair in runs.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= time::Duration::SECOND,
+            "ran twice within its interval: {runs:?}"
+        );
+    }
+    // The slow jobs ran exactly once: at the first tick, on one replica only.
+    for job in ["purge_sessions", "purge_idempotency_keys", "prune_job_runs"] {
+        assert_eq!(runs_of(&db, job).await.len(), 1, "{job}");
+    }
+}
+
+/// `keel worker` serves only its probes; the API is not there.
+#[tokio::test]
+async fn the_worker_process_serves_probes_only_and_stops_cleanly() {
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let worker = Keel::command(["worker"])
+        .test_environment(&database_url)
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{}/health/ready", worker.base))
+        .send()
+        .await
+        .expect("ready answers");
+    assert_eq!(ready.status(), 200);
+    let api = client
+        .get(format!("{}/api/v1/products", worker.base))
+        .send()
+        .await
+        .expect("the port answers");
+    assert_eq!(api.status(), 404, "a worker must not serve the API");
+
+    worker.sigterm();
+    let KeelOutput { code, stderr, .. } = worker.wait().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+/// `keel serve` runs the scheduler unless `worker.enabled` is false, for a deployment whose
+/// worker Deployment runs it instead. Both servers start together; once the enabled one has
+/// run every job, the disabled one, given as long and a second more, has run none.
+#[tokio::test]
+async fn serve_runs_background_work_unless_disabled() {
+    let start = |enabled: &'static str| async move {
+        let postgres = TestPostgres::start().await;
+        let database_url = postgres.create_database().await;
+        let mut overrides = schedule("prune_job_runs", "1h");
+        overrides.push(("APP__WORKER__ENABLED".to_owned(), enabled.to_owned()));
+        let overrides: Vec<(&str, &str)> = overrides
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        spawn_app_on(postgres, database_url, &overrides).await
+    };
+    let (enabled, disabled) = tokio::join!(start("true"), start("false"));
+    let all_jobs = "SELECT count(DISTINCT job) FROM scheduled_job_runs";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ran: i64 = sqlx::query_scalar(all_jobs)
+            .fetch_one(&enabled.db)
+            .await
+            .expect("read the run log");
+        if ran == 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker.enabled = true ran {ran} of 4 jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ran: i64 = sqlx::query_scalar(all_jobs)
+        .fetch_one(&disabled.db)
+        .await
+        .expect("read the run log");
+    assert_eq!(ran, 0, "worker.enabled = false ran jobs");
+}
+
+/// The purge jobs delete what has ended and nothing else: a live session, a spent refresh
+/// token that still detects reuse, a counter inside its window and a key inside its 24 h stay.
+#[tokio::test]
+async fn purges_delete_what_has_ended_and_keep_the_rest() {
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let migrated = Keel::command(["migrate"])
+        .test_environment(&database_url)
+        .run();
+    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+    let owner = owner_pool(&database_url).await;
+    sqlx::raw_sql(
+        r#"
+        INSERT INTO users (id, email, display_name, password_hash)
+            VALUES ('00000000-0000-0000-0000-000000000001', 'a@example.com', 'A', 'x');
+        INSERT INTO sessions (id, user_id, created_at, revoked_at) VALUES
+            ('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000001', now(), NULL),
+            ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-000000000001', now() - interval '91 days', NULL),
+            ('00000000-0000-0000-0000-00000000000c', '00000000-0000-0000-0000-000000000001', now(), now());
+        INSERT INTO refresh_tokens (token_hash, session_id, expires_at, spent_at) VALUES
+            (sha256('live'), '00000000-0000-0000-0000-00000000000a', now() + interval '1 day', NULL),
+            (sha256('spent'), '00000000-0000-0000-0000-00000000000a', now() + interval '1 day', now()),
+            (sha256('expired'), '00000000-0000-0000-0000-00000000000a', now() - interval '1 second', NULL),
+            (sha256('of-the-old-session'), '00000000-0000-0000-0000-00000000000b', now() + interval '1 day', NULL);
+        INSERT INTO login_failures (account, failures, window_started_at) VALUES
+            ('fresh@example.com', 3, now()),
+            ('stale@example.com', 3, now() - interval '1 day');
+        INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES
+            ('00000000-0000-0000-0000-000000000001', 'fresh', '\x00', now()),
+            ('00000000-0000-0000-0000-000000000001', 'stale', '\x00', now() - interval '25 hours');
+        "#,
+    )
+    .execute(&owner)
+    .await
+    .expect("arrange rows of every age");
+
+    // Every job is due at the first tick of a new process.
+    let mut overrides = schedule("prune_job_runs", "1h");
+    overrides.push((
+        "APP__DATABASE__MIGRATE_ON_START".to_owned(),
+        "false".to_owned(),
+    ));
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect();
+    let app = spawn_app_on(postgres, database_url, &overrides).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while runs_of(&app.db, "purge_idempotency_keys").await.is_empty()
+        || runs_of(&app.db, "purge_sessions").await.is_empty()
+        || runs_of(&app.db, "purge_login_failures").await.is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the purge jobs never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let strings = |query: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(query)
+                .fetch_all(&db)
+                .await
+                .expect("read what is left")
+        }
+    };
+    assert_eq!(
+        strings("SELECT id::text FROM sessions ORDER BY id").await,
+        ["00000000-0000-0000-0000-00000000000a"],
+        "only the live session is left"
+    );
+    assert_eq!(
+        strings(
+            "SELECT t.name FROM refresh_tokens r
+             JOIN (VALUES ('live'), ('spent'), ('expired'), ('of-the-old-session')) AS t (name)
+               ON r.token_hash = sha256(t.name::bytea)
+             ORDER BY t.name"
+        )
+        .await,
+        ["live", "spent"],
+    );
+    assert_eq!(
+        strings("SELECT account FROM login_failures").await,
+        ["fresh@example.com"]
+    );
+    assert_eq!(strings("SELECT key FROM idempotency_keys").await, ["fresh"]);
+    let affected: i64 =
+        sqlx::query_scalar("SELECT affected FROM scheduled_job_runs WHERE job = 'purge_sessions'")
+            .fetch_one(&app.db)
+            .await
+            .expect("the run is logged");
+    // Two ended sessions (their tokens go with them) and one expired token.
+    assert_eq!(affected, 3);
+}
