@@ -163,23 +163,24 @@ resource "aws_db_instance" "this" {
 }
 
 # Credentials of the service's own login role, JSON {username, password}. The master user owns
-# the schema and only `keel migrate` uses it: it creates this role from the URL built out of this
-# secret (or sets its password) and grants it DML alone, so a compromised API pod cannot alter or
-# drop the schema.
+# the schema and only `keel migrate` uses it: it creates the role this secret names from the URL
+# built out of it (or sets its password) and grants it DML alone, so a compromised API pod cannot
+# alter or drop the schema.
 #
 # Terraform creates the secret but never its value: scripts/db-app-password.sh fills it with a
-# password from Secrets Manager's generator. Terraform could write it itself without storing it
+# password from Secrets Manager's generator. Each run names the other of two roles, app_username
+# and app_username_b, so a rotation never changes the password the running pods log in with. Terraform could write it itself without storing it
 # (ephemeral aws_secretsmanager_random_password + secret_string_wo), but Terraform 1.11's mock
 # providers refuse any ephemeral resource, which would leave this module and every environment
 # without offline tests; and the data source instead would put the password in the state, which
 # the pull-request plan role can read.
 resource "aws_secretsmanager_secret" "app" {
-  #checkov:skip=CKV2_AWS_57:No rotation Lambda: scripts/db-app-password.sh rotates it and the next keel migrate applies it to the role; a Lambda changing the password behind the migration would lock the pods out
+  #checkov:skip=CKV2_AWS_57:No rotation Lambda: scripts/db-app-password.sh rotates it, alternating between two roles, and the deploy that follows (keel migrate, then a rollout restart) moves the pods; a scheduled Lambda rotates without moving them, so its second run would change the password of the role they still use
   name        = "${var.name}/db-app"
-  description = "PostgreSQL login ${var.app_username} of ${var.name}: DML only, the master user owns the schema. Value set by scripts/db-app-password.sh."
+  description = "PostgreSQL login of the service on ${var.name}, ${var.app_username} or ${var.app_username}_b: DML only, the master user owns the schema. Value set by scripts/db-app-password.sh."
   kms_key_id  = local.kms_key_arn
   # Staging is torn down and rebuilt: a pending deletion would block the name for the window.
   recovery_window_in_days = local.production ? 30 : 0
-  # The script reads the user name from here, so whoever sets the password cannot mistype it.
+  # The script reads the base role name from here, so whoever sets the password cannot mistype it.
   tags = merge(var.tags, { "keel:db-username" = var.app_username })
 }

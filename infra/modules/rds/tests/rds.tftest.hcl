@@ -188,6 +188,41 @@ run "rejects_app_role_as_master" {
   expect_failures = [var.app_username]
 }
 
+run "rejects_alternate_app_role_as_master" {
+  command = plan
+
+  variables {
+    master_username = "keel_app_b"
+  }
+
+  expect_failures = [var.app_username]
+}
+
+# scripts/db-app-password.sh alternates between app_username and app_username_b, and PostgreSQL
+# truncates names beyond 63 characters: 61 is the longest base name whose alternate still fits.
+run "accepts_longest_app_role_base_name" {
+  command = plan
+
+  variables {
+    app_username = "keel_app_with_a_base_name_of_sixty_one_characters_long_enough"
+  }
+
+  assert {
+    condition     = length(var.app_username) == 61 && aws_secretsmanager_secret.app.tags["keel:db-username"] == var.app_username
+    error_message = "A 61-character base name is accepted and tagged on the secret for scripts/db-app-password.sh."
+  }
+}
+
+run "rejects_app_role_name_whose_alternate_is_too_long" {
+  command = plan
+
+  variables {
+    app_username = "keel_app_with_a_base_name_of_sixty_two_characters_long_enough_"
+  }
+
+  expect_failures = [var.app_username]
+}
+
 run "rejects_reserved_app_role_name" {
   command = plan
 
