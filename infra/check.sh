@@ -40,6 +40,12 @@ terraform fmt -check -recursive .
 
 mapfile -t dirs < <(find modules envs bootstrap -name '*.tf' -not -path '*/.terraform/*' -not -path '*/tests/*' -printf '%h\n' 2>/dev/null | sort -u)
 
+# A moved or renamed folder must not turn the checks into a pass that checked nothing.
+if [[ ${#dirs[@]} -eq 0 ]]; then
+  echo "check.sh: no Terraform directories found under modules/, envs/ or bootstrap/ in $here: nothing to check" >&2
+  exit 1
+fi
+
 for d in "${dirs[@]}"; do
   echo "== $d"
   (
@@ -47,6 +53,11 @@ for d in "${dirs[@]}"; do
     terraform init -backend=false -input=false -no-color >/dev/null
     terraform validate -no-color
     if [[ -d tests ]]; then
+      # terraform test passes with no test files at all ("0 passed, 0 failed").
+      if ! compgen -G 'tests/*.tftest.hcl' >/dev/null; then
+        echo "check.sh: $d/tests holds no *.tftest.hcl: nothing to test" >&2
+        exit 1
+      fi
       terraform test -no-color
     fi
   )

@@ -7,9 +7,6 @@ mock_provider "aws" {
   mock_data "aws_partition" {
     defaults = { partition = "aws" }
   }
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
-  }
   mock_resource "aws_kms_key" {
     defaults = {
       arn    = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
@@ -52,6 +49,20 @@ run "state_bucket_is_safe" {
   assert {
     condition     = aws_kms_key.state.enable_key_rotation
     error_message = "State key rotation must be on."
+  }
+}
+
+# The policy as the key gets it (jsondecode of the planned policy), not its inputs.
+run "key_policy_is_the_accounts_alone" {
+  command = plan
+
+  assert {
+    condition     = jsondecode(aws_kms_key.state.policy).Version == "2012-10-17" && one([for s in jsondecode(aws_kms_key.state.policy).Statement : s if s.Sid == "AccountAdmin"]) == { Sid = "AccountAdmin", Effect = "Allow", Principal = { AWS = "arn:aws:iam::123456789012:root" }, Action = ["kms:*"], Resource = "*" }
+    error_message = "The account root administers the key without conditions, so IAM policies in the account can grant its use."
+  }
+  assert {
+    condition     = [for s in jsondecode(aws_kms_key.state.policy).Statement : try(s.Principal, "*")] == [{ AWS = "arn:aws:iam::123456789012:root" }]
+    error_message = "The key policy names no principal but the account root: S3 and the plan role use the key through IAM policies and grants, not the key policy."
   }
 }
 

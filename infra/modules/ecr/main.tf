@@ -1,20 +1,23 @@
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
-  #checkov:skip=CKV_AWS_111:KMS key policies must grant the account root kms:* so IAM policies can delegate; scoped to this key by definition
-  #checkov:skip=CKV_AWS_356:In a key policy "*" means this key only
-  statement {
-    sid       = "AccountAdmin"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+locals {
+  # A plain document, not an aws_iam_policy_document data source: `terraform test` (mocked
+  # provider) and checkov then read the policy itself rather than a mocked or unresolved `.json`.
+  kms_key_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      # AWS's default key policy, and its only statement: the account owns the key, and IAM
+      # policies in the account grant its use (the deploy role's EcrKms, modules/github-oidc). No
+      # service principal: ECR uses the key through a grant made with the permissions of whoever
+      # creates the repository. In a key policy, Resource "*" is this key alone.
+      Sid       = "AccountAdmin"
+      Effect    = "Allow"
+      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+      Action    = ["kms:*"]
+      Resource  = "*"
+    }]
+  })
 }
 
 resource "aws_kms_key" "this" {
@@ -23,7 +26,7 @@ resource "aws_kms_key" "this" {
   description             = "ECR ${var.name} image encryption"
   enable_key_rotation     = true
   deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
+  policy                  = local.kms_key_policy
   tags                    = var.tags
 }
 

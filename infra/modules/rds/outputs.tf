@@ -24,7 +24,7 @@ output "app_secret_arn" {
 }
 
 output "app_username" {
-  description = "PostgreSQL role the service logs in as."
+  description = "Base name of the service's PostgreSQL roles: the app secret names it or the same with _b."
   value       = var.app_username
 }
 

@@ -106,17 +106,18 @@ variable "master_username" {
 }
 
 variable "app_username" {
-  description = "PostgreSQL role the service logs in as (DML only); the user name of the db-app secret. keel migrate, as the master user, creates it with that secret's password."
+  description = "Base name of the PostgreSQL roles the service logs in as (DML only): the db-app secret names this role or the same with _b, alternately (scripts/db-app-password.sh); keel migrate, as the master user, creates the one it names with that secret's password."
   type        = string
   default     = "keel_app"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9_]{0,62}$", var.app_username)) && !startswith(var.app_username, "pg_")
-    error_message = "app_username must be a lowercase PostgreSQL identifier, not starting with pg_ (reserved by PostgreSQL)."
+    # 61 characters at most: the alternate role's name (+ "_b") must fit PostgreSQL's 63.
+    condition     = can(regex("^[a-z][a-z0-9_]{0,60}$", var.app_username)) && !startswith(var.app_username, "pg_")
+    error_message = "app_username must be a lowercase PostgreSQL identifier of at most 61 characters (its alternate adds _b), not starting with pg_ (reserved by PostgreSQL)."
   }
   validation {
-    condition     = var.app_username != var.master_username
-    error_message = "app_username must differ from master_username: the service must not log in as the schema owner."
+    condition     = !contains([var.app_username, "${var.app_username}_b"], var.master_username)
+    error_message = "Neither app_username nor its alternate (app_username with _b) may be master_username: the service must not log in as the schema owner."
   }
 }
 

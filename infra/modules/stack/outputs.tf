@@ -49,7 +49,7 @@ output "db_app_secret_arn" {
 }
 
 output "db_app_username" {
-  description = "PostgreSQL role the service logs in as (DML only)."
+  description = "Base name of the PostgreSQL roles the service logs in as (DML only): db_app_secret_arn names it or the same with _b, alternately."
   value       = module.rds.app_username
 }
 

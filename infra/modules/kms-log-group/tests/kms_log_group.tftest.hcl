@@ -10,9 +10,6 @@ mock_provider "aws" {
   mock_data "aws_region" {
     defaults = { name = "eu-west-1" }
   }
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
-  }
   mock_resource "aws_kms_key" {
     defaults = { arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555" }
   }
@@ -45,15 +42,36 @@ run "log_group_encrypted_with_own_key" {
   }
 }
 
-run "logs_service_limited_to_this_log_group" {
+# The policy as the key gets it (jsondecode of the planned aws_kms_key.policy), not its inputs.
+run "key_policy_least_privilege" {
   command = plan
 
   assert {
-    condition     = [for s in data.aws_iam_policy_document.kms.statement : flatten([for p in s.principals : [p.type, tolist(p.identifiers)]]) if s.sid == "CloudWatchLogs"] == [["Service", "logs.eu-west-1.amazonaws.com"]]
+    condition     = jsondecode(aws_kms_key.this.policy).Version == "2012-10-17" && [for s in jsondecode(aws_kms_key.this.policy).Statement : s.Sid] == ["AccountAdmin", "CloudWatchLogs"]
+    error_message = "The key policy has two statements: the account's and CloudWatch Logs'."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_kms_key.this.policy).Statement : s if s.Sid == "AccountAdmin"]) == { Sid = "AccountAdmin", Effect = "Allow", Principal = { AWS = "arn:aws:iam::123456789012:root" }, Action = ["kms:*"], Resource = "*" }
+    error_message = "The account root (and only it) administers the key, so IAM policies in the account can grant its use."
+  }
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_kms_key.this.policy).Statement : try(s.Principal, null) == { AWS = "arn:aws:iam::123456789012:root" } if anytrue([for a in flatten([try(s.Action, "*")]) : contains(["*", "kms:*"], a) || can(regex("^kms:(Create|Put|Delete|Disable|Enable|Schedule|Cancel|Update|Tag|Untag|Revoke|Retire|Import)", a))])])
+    error_message = "No principal but the account root may manage the key (kms:* or a management action)."
+  }
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_kms_key.this.policy).Statement : try(s.Principal, "*") != "*" && !contains(try(flatten(values(s.Principal)), []), "*") && !can(s.NotPrincipal) && !can(s.NotAction) if s.Effect == "Allow"])
+    error_message = "No statement allows the principal \"*\" or uses NotPrincipal / NotAction."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_kms_key.this.policy).Statement : [s.Effect, try(s.Principal, null)] if s.Sid == "CloudWatchLogs"]) == ["Allow", { Service = "logs.eu-west-1.amazonaws.com" }]
     error_message = "Only the regional CloudWatch Logs service gets the key's crypto actions."
   }
   assert {
-    condition     = [for s in data.aws_iam_policy_document.kms.statement : flatten([for c in s.condition : [c.test, c.variable, tolist(c.values)]]) if s.sid == "CloudWatchLogs"] == [["ArnLike", "kms:EncryptionContext:aws:logs:arn", "arn:aws:logs:eu-west-1:123456789012:log-group:/vpc/keel-staging/flow-logs"]]
+    condition     = toset(one([for s in jsondecode(aws_kms_key.this.policy).Statement : try(s.Action, []) if s.Sid == "CloudWatchLogs"])) == toset(["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"])
+    error_message = "CloudWatch Logs gets exactly the crypto actions AWS documents for encrypted log groups."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_kms_key.this.policy).Statement : try(s.Condition, null) if s.Sid == "CloudWatchLogs"]) == { ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:aws:logs:eu-west-1:123456789012:log-group:/vpc/keel-staging/flow-logs" } }
     error_message = "CloudWatch Logs may use the key for this log group only."
   }
 }

@@ -7,9 +7,6 @@ mock_provider "aws" {
   mock_data "aws_partition" {
     defaults = { partition = "aws" }
   }
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
-  }
   mock_resource "aws_kms_key" {
     defaults = { arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555" }
   }
@@ -56,6 +53,10 @@ run "staging_security" {
     error_message = "Storage must be encrypted with the customer-managed KMS key."
   }
   assert {
+    condition     = length(aws_kms_key.this) == 1 && aws_kms_key.this[0].enable_key_rotation
+    error_message = "A rotating CMK must be created when none is given (checkov does not see this conditional key)."
+  }
+  assert {
     condition     = aws_db_instance.this.manage_master_user_password
     error_message = "Master password must be managed in Secrets Manager."
   }
@@ -90,6 +91,20 @@ run "staging_security" {
   assert {
     condition     = aws_db_instance.this.tags["project"] == "keel"
     error_message = "Tags must be applied."
+  }
+}
+
+# The policy as the key gets it (jsondecode of the planned policy), not its inputs.
+run "key_policy_is_the_accounts_alone" {
+  command = plan
+
+  assert {
+    condition     = jsondecode(aws_kms_key.this[0].policy).Version == "2012-10-17" && one([for s in jsondecode(aws_kms_key.this[0].policy).Statement : s if s.Sid == "AccountAdmin"]) == { Sid = "AccountAdmin", Effect = "Allow", Principal = { AWS = "arn:aws:iam::123456789012:root" }, Action = ["kms:*"], Resource = "*" }
+    error_message = "The account root administers the key without conditions, so IAM policies in the account can grant its use."
+  }
+  assert {
+    condition     = [for s in jsondecode(aws_kms_key.this[0].policy).Statement : try(s.Principal, "*")] == [{ AWS = "arn:aws:iam::123456789012:root" }]
+    error_message = "The key policy names no principal but the account root: RDS, Secrets Manager and the service use the key through IAM policies and grants, not the key policy."
   }
 }
 
@@ -168,6 +183,41 @@ run "rejects_app_role_as_master" {
 
   variables {
     app_username = "keel_admin"
+  }
+
+  expect_failures = [var.app_username]
+}
+
+run "rejects_alternate_app_role_as_master" {
+  command = plan
+
+  variables {
+    master_username = "keel_app_b"
+  }
+
+  expect_failures = [var.app_username]
+}
+
+# scripts/db-app-password.sh alternates between app_username and app_username_b, and PostgreSQL
+# truncates names beyond 63 characters: 61 is the longest base name whose alternate still fits.
+run "accepts_longest_app_role_base_name" {
+  command = plan
+
+  variables {
+    app_username = "keel_app_with_a_base_name_of_sixty_one_characters_long_enough"
+  }
+
+  assert {
+    condition     = length(var.app_username) == 61 && aws_secretsmanager_secret.app.tags["keel:db-username"] == var.app_username
+    error_message = "A 61-character base name is accepted and tagged on the secret for scripts/db-app-password.sh."
+  }
+}
+
+run "rejects_app_role_name_whose_alternate_is_too_long" {
+  command = plan
+
+  variables {
+    app_username = "keel_app_with_a_base_name_of_sixty_two_characters_long_enough_"
   }
 
   expect_failures = [var.app_username]

@@ -1,5 +1,5 @@
 # Real-looking values for the computed attributes the whole stack reads (ARNs are validated,
-# the zones are checked, policy documents are decoded). Shared by the tests of modules/stack
+# the zones are checked). Shared by the tests of modules/stack
 # and of envs/*: mock_provider "aws" { source = ".../modules/stack/tests/mocks" }.
 
 mock_data "aws_availability_zones" {
@@ -13,9 +13,6 @@ mock_data "aws_partition" {
 }
 mock_data "aws_region" {
   defaults = { name = "eu-west-1" }
-}
-mock_data "aws_iam_policy_document" {
-  defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
 }
 mock_resource "aws_kms_key" {
   defaults = { arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555" }
