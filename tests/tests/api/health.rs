@@ -164,7 +164,7 @@ async fn responses_carry_security_headers() {
 async fn token_responses_are_never_stored_and_hsts_is_configurable() {
     let app = spawn_app().await;
     let auth = app.auth();
-    auth.register("cache@example.com", "correct horse battery staple", "C")
+    auth.create_account("cache@example.com", "correct horse battery staple")
         .await;
     let login = auth
         .login("cache@example.com", "correct horse battery staple")

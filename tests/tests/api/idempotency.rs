@@ -10,12 +10,11 @@ use poem::http::StatusCode;
 use uuid::Uuid;
 
 async fn user_id(app: &TestApp) -> Uuid {
-    let registered = app
+    let user = app
         .auth()
-        .register("idem@example.com", "an idempotency passphrase", "Idem")
+        .create_account("idem@example.com", "an idempotency passphrase")
         .await;
-    let body: serde_json::Value = registered.json().await.expect("json");
-    body["id"].as_str().expect("id").parse().expect("uuid")
+    user["id"].as_str().expect("id").parse().expect("uuid")
 }
 
 /// Runs `action` once under `key` for `request`, counting how often the action really ran.
