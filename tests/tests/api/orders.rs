@@ -43,14 +43,12 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
     let attempts = (0..200).map(|_| {
         let (app, buyer, product) = (app.clone(), buyer.clone(), product.clone());
         tokio::spawn(async move {
-            app.orders()
-                .post(&buyer, &[(&product, 1)], None)
-                .await
-                .status()
-                .as_u16()
+            let response = app.orders().post(&buyer, &[(&product, 1)], None).await;
+            status_and_body(response).await
         })
     });
-    let statuses: Vec<u16> = futures_join(attempts).await;
+    let outcomes: Vec<(u16, Value)> = futures_join(attempts).await;
+    let statuses: Vec<u16> = outcomes.iter().map(|(status, _)| *status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         50,
@@ -61,6 +59,14 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
         150,
         "{statuses:?}"
     );
+    // A buyer told "no" learns which product ran out, by id and by sku.
+    for (_, problem) in outcomes.iter().filter(|(status, _)| *status == 409) {
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&product) && detail.contains("LAST-50"),
+            "a 409 that does not name the product: {problem}"
+        );
+    }
     assert_eq!(app.catalog().stock(&product).await, 0);
 }
 
