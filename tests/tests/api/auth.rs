@@ -614,15 +614,36 @@ async fn create_admin_creates_or_promotes() {
     let session = auth.sign_in("root@example.com", PASSWORD).await;
     let me = assert_json(auth.me(&session.access_token).await, 200).await;
     assert_eq!(me["role"], "admin");
+    assert_eq!(role_of(&app, "root@example.com").await, "admin");
 
     auth.register_and_login("member@example.com", PASSWORD)
         .await;
+    assert_eq!(role_of(&app, "member@example.com").await, "member");
     let KeelOutput { code, stderr, .. } = create_admin("member@example.com", "");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("promoted"), "{stderr}");
+    assert_eq!(role_of(&app, "member@example.com").await, "admin");
+    // The role is a claim: the next login's token carries it.
+    let promoted = auth.sign_in("member@example.com", PASSWORD).await;
+    assert_eq!(promoted.claims()["role"], "admin");
 
     let KeelOutput { code, stderr, .. } = create_admin("weak@example.com", "password\n");
     assert_eq!(code, Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("password"), "{stderr}");
+    let created: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'weak@example.com'")
+            .fetch_one(&app.db)
+            .await
+            .expect("count");
+    assert_eq!(created, 0, "a refused admin was stored anyway");
+}
+
+/// The role the database holds for this email.
+async fn role_of(app: &TestApp, email: &str) -> String {
+    sqlx::query_scalar("SELECT role FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&app.db)
+        .await
+        .unwrap_or_else(|err| panic!("no user {email}: {err}"))
 }
