@@ -281,6 +281,72 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     assert_eq!(auth.refresh(&other.refresh_token).await.status(), 200);
 }
 
+/// A refresh token dies at `auth.refresh_token_ttl` even though its session would go on.
+#[tokio::test]
+async fn refresh_tokens_expire_at_their_ttl() {
+    let app = spawn_app_with(&[("APP__AUTH__REFRESH_TOKEN_TTL", "2s")]).await;
+    let auth = app.auth();
+    let login = auth.register_and_login("ttl@example.com", PASSWORD).await;
+    let fresh = Session::from_response(auth.refresh(&login.refresh_token).await).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let body = assert_problem(auth.refresh(&fresh.refresh_token).await, 401).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{body}"
+    );
+    // Expiry is no reuse: the account logs in again as usual.
+    auth.sign_in("ttl@example.com", PASSWORD).await;
+}
+
+/// Two clients racing with one refresh token: row locks let exactly one rotate it. The others
+/// find it spent, which is what a stolen copy looks like, so the session is revoked and even
+/// the winner's new token is dead (README: "both holders must log in again").
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_let_exactly_one_through() {
+    let app = spawn_app().await;
+    let auth = app.auth();
+    let login = auth.register_and_login("race@example.com", PASSWORD).await;
+    let (racer, token) = (&auth, login.refresh_token.as_str());
+    let racers = (0..5).map(|_| async move {
+        let response = racer.refresh(token).await;
+        match response.status().as_u16() {
+            200 => Ok(Session::from_response(response).await),
+            _ => Err(assert_problem(response, 401).await),
+        }
+    });
+    let outcomes = futures_util::future::join_all(racers).await;
+    let winners: Vec<&Session> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert_problem(auth.refresh(&winners[0].refresh_token).await, 401).await;
+}
+
+/// Logout ends the session of the refresh token it is given, and only if that session is the
+/// caller's: the caller's other sessions and other users' sessions go on.
+#[tokio::test]
+async fn logout_revokes_only_that_session_of_the_caller() {
+    let app = spawn_app().await;
+    let auth = app.auth();
+    let laptop = auth.register_and_login("ann@example.com", PASSWORD).await;
+    let phone = auth.sign_in("ann@example.com", PASSWORD).await;
+    let other_user = auth.register_and_login("ben@example.com", PASSWORD).await;
+
+    // Ann presents Ben's refresh token: "logged out" (204, as for any unknown token), but
+    // Ben's session is not Ann's to end.
+    let foreign = Session {
+        refresh_token: other_user.refresh_token.clone(),
+        ..laptop.clone()
+    };
+    assert_eq!(auth.logout(&foreign).await.status(), 204);
+    assert_eq!(auth.logout(&laptop).await.status(), 204);
+
+    assert_problem(auth.refresh(&laptop.refresh_token).await, 401).await;
+    Session::from_response(auth.refresh(&phone.refresh_token).await).await;
+    Session::from_response(auth.refresh(&other_user.refresh_token).await).await;
+}
+
 #[tokio::test]
 async fn changing_the_password_revokes_every_other_session() {
     let app = spawn_app().await;
