@@ -125,3 +125,64 @@ async fn a_failed_or_rolled_back_attempt_leaves_the_key_free() {
         "every attempt that was not committed really ran again"
     );
 }
+
+/// Keys are kept 24 hours: a record older than that is forgotten and the action runs again
+/// under the same key; one just younger still replays.
+#[tokio::test]
+async fn a_key_older_than_24_hours_is_forgotten() {
+    let app = spawn_app().await;
+    let user = user_id(&app).await;
+    let mut runs = 0;
+    for key in ["old", "recent"] {
+        let first = attempt(
+            &app,
+            user,
+            key,
+            b"body",
+            &mut runs,
+            Ok("first".into()),
+            true,
+        )
+        .await;
+        assert!(matches!(first, Ok(Once::Done(_))));
+    }
+    for (key, age) in [
+        ("old", "24 hours 1 minute"),
+        ("recent", "23 hours 59 minutes"),
+    ] {
+        sqlx::query(
+            "UPDATE idempotency_keys SET created_at = now() - $3::interval
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .bind(age)
+        .execute(&app.db)
+        .await
+        .expect("age the key");
+    }
+
+    let old = attempt(
+        &app,
+        user,
+        "old",
+        b"body",
+        &mut runs,
+        Ok("again".into()),
+        true,
+    )
+    .await;
+    assert!(matches!(old, Ok(Once::Done(ref v)) if v == "again"));
+    let recent = attempt(
+        &app,
+        user,
+        "recent",
+        b"body",
+        &mut runs,
+        Ok("again".into()),
+        true,
+    )
+    .await;
+    assert!(matches!(recent, Ok(Once::Replayed(ref v)) if v == "first"));
+    assert_eq!(runs, 3, "two first runs and the forgotten key's second");
+}
