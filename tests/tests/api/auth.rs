@@ -181,6 +181,97 @@ async fn forged_and_invalid_tokens_are_401() {
     );
 }
 
+/// A private key of `openssl genpkey -algorithm <args>`, PKCS#8 PEM: fresh per run, and
+/// no RSA or EC crate for the tests to build.
+fn openssl_private_key(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .output()
+        .expect("openssl is installed (the README's key recipe uses it too)");
+    assert!(
+        output.status.success(),
+        "openssl genpkey {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// Only EdDSA with a known `kid` passes: other asymmetric algorithms signed by keys of their
+/// own, HMAC keyed with any public form of our key, and our own key's signature without a
+/// `kid` are all 401. Every token carries the claims of a valid one, so only the header and
+/// signature can be what is refused.
+#[tokio::test]
+async fn tokens_of_another_algorithm_or_without_a_kid_are_401() {
+    let key = TestKey::generate();
+    let app = spawn_app_with(&[("APP__AUTH__SIGNING_KEY", key.pem.as_str())]).await;
+    let valid = app
+        .auth()
+        .register_and_login("alg@example.com", PASSWORD)
+        .await;
+    let claims = valid.claims();
+    let kid = jsonwebtoken::decode_header(&valid.access_token)
+        .expect("header")
+        .kid
+        .expect("kid");
+    let header = |algorithm: Algorithm, kid: Option<&str>| {
+        let mut header = Header::new(algorithm);
+        header.kid = kid.map(str::to_owned);
+        header.typ = Some("at+jwt".to_owned());
+        header
+    };
+    let sign = |header: Header, key: &EncodingKey| {
+        jsonwebtoken::encode(&header, &claims, key).expect("sign")
+    };
+
+    let rsa = EncodingKey::from_rsa_pem(&openssl_private_key(&[
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+    ]))
+    .expect("an RSA key");
+    let ec = EncodingKey::from_ec_pem(&openssl_private_key(&[
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+    ]))
+    .expect("a P-256 key");
+    let public_pem = key.public_pem();
+    let jwks = app.auth().jwks().await;
+    let x = jwks["keys"][0]["x"].as_str().expect("x").to_owned();
+    let cases = [
+        ("RS256", sign(header(Algorithm::RS256, Some(&kid)), &rsa)),
+        ("PS256", sign(header(Algorithm::PS256, Some(&kid)), &rsa)),
+        ("ES256", sign(header(Algorithm::ES256, Some(&kid)), &ec)),
+        (
+            "HS256 keyed with the public PEM",
+            sign(
+                header(Algorithm::HS256, Some(&kid)),
+                &EncodingKey::from_secret(public_pem.as_bytes()),
+            ),
+        ),
+        (
+            "HS512 keyed with the JWK's x",
+            sign(
+                header(Algorithm::HS512, Some(&kid)),
+                &EncodingKey::from_secret(x.as_bytes()),
+            ),
+        ),
+        (
+            "EdDSA by our key, no kid",
+            sign(header(Algorithm::EdDSA, None), &key.encoding_key()),
+        ),
+    ];
+    for (case, token) in &cases {
+        assert_rejected_token(&app, token, case).await;
+    }
+    // The control: the same claims, our key, our kid.
+    let control = sign(header(Algorithm::EdDSA, Some(&kid)), &key.encoding_key());
+    assert_eq!(app.auth().me(&control).await.status(), 200);
+}
+
 #[tokio::test]
 async fn missing_token_is_401_with_www_authenticate() {
     let app = spawn_app().await;
