@@ -566,6 +566,43 @@ impl Argon2Settings {
     }
 }
 
+impl Argon2Settings {
+    /// Parameters argon2 can run with at all, the error naming the one key to fix.
+    fn check_possible(&self) -> Result<(), ConfigError> {
+        use argon2::Error;
+        let Err(err) =
+            argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+        else {
+            return Ok(());
+        };
+        let (key, reason) = match err {
+            Error::TimeTooSmall => (
+                "auth.argon2.iterations",
+                format!("must be at least {}", argon2::Params::MIN_T_COST),
+            ),
+            Error::ThreadsTooFew | Error::ThreadsTooMany => (
+                "auth.argon2.parallelism",
+                format!(
+                    "must be between {} and {}",
+                    argon2::Params::MIN_P_COST,
+                    argon2::Params::MAX_P_COST
+                ),
+            ),
+            // argon2 needs 8 KiB per lane: the minimum depends on the parallelism.
+            Error::MemoryTooLittle => (
+                "auth.argon2.memory_kib",
+                format!(
+                    "must be at least {} (8 per lane, auth.argon2.parallelism = {})",
+                    (8 * u64::from(self.parallelism)).max(u64::from(argon2::Params::MIN_M_COST)),
+                    self.parallelism
+                ),
+            ),
+            other => ("auth.argon2", other.to_string()),
+        };
+        Err(ConfigError::invalid(key, reason))
+    }
+}
+
 impl AuthSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         let auth = self;
@@ -593,14 +630,7 @@ impl AuthSettings {
                 "set either auth.signing_key or auth.signing_key_file, not both",
             ));
         }
-        let argon2 = auth.argon2;
-        argon2::Params::new(
-            argon2.memory_kib,
-            argon2.iterations,
-            argon2.parallelism,
-            None,
-        )
-        .map_err(|err| ConfigError::invalid("auth.argon2", err.to_string()))?;
+        auth.argon2.check_possible()?;
         for (key, value) in [
             (
                 "auth.throttle.max_failures_per_account",
@@ -1002,10 +1032,46 @@ mod tests {
         assert!(load(&[("APP__AUTH__ARGON2__MEMORY_KIB", "8")]).is_ok());
     }
 
+    /// Weak settings are refused in production only (see above); impossible ones everywhere,
+    /// each naming the one key to change.
     #[test]
-    fn weak_or_impossible_argon2_parameters_are_rejected() {
-        let message = error_for(&[("APP__AUTH__ARGON2__PARALLELISM", "0")]);
-        assert!(message.starts_with("APP__AUTH__ARGON2"), "{message}");
+    fn impossible_argon2_parameters_are_rejected_naming_the_key() {
+        for (settings, key) in [
+            (
+                &[("APP__AUTH__ARGON2__ITERATIONS", "0")][..],
+                "APP__AUTH__ARGON2__ITERATIONS (auth.argon2.iterations)",
+            ),
+            (
+                &[("APP__AUTH__ARGON2__PARALLELISM", "0")],
+                "APP__AUTH__ARGON2__PARALLELISM (auth.argon2.parallelism)",
+            ),
+            (
+                &[("APP__AUTH__ARGON2__PARALLELISM", "16777216")],
+                "APP__AUTH__ARGON2__PARALLELISM (auth.argon2.parallelism)",
+            ),
+            (
+                &[("APP__AUTH__ARGON2__MEMORY_KIB", "7")],
+                "APP__AUTH__ARGON2__MEMORY_KIB (auth.argon2.memory_kib)",
+            ),
+            // Enough memory for one lane, not for four.
+            (
+                &[
+                    ("APP__AUTH__ARGON2__MEMORY_KIB", "31"),
+                    ("APP__AUTH__ARGON2__PARALLELISM", "4"),
+                ],
+                "APP__AUTH__ARGON2__MEMORY_KIB (auth.argon2.memory_kib): must be at least 32",
+            ),
+        ] {
+            let message = error_for(settings);
+            assert!(message.starts_with(key), "{settings:?}: {message}");
+        }
+        assert!(
+            load(&[
+                ("APP__AUTH__ARGON2__MEMORY_KIB", "32"),
+                ("APP__AUTH__ARGON2__PARALLELISM", "4"),
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -25,16 +25,27 @@ impl Auth<'_> {
             .await
     }
 
-    /// Registers an account and logs it in.
+    /// Registers an account and logs it in, expecting both to succeed.
     pub async fn register_and_login(&self, email: &str, password: &str) -> Session {
-        let registered = self.register(email, password, "Test User").await;
-        assert_eq!(
-            registered.status(),
-            201,
-            "{}",
-            registered.text().await.unwrap_or_default()
-        );
+        self.create_account(email, password).await;
         self.sign_in(email, password).await
+    }
+
+    /// Registers an account, expecting a 201 with the account as the API shows it.
+    pub async fn create_account(&self, email: &str, password: &str) -> Value {
+        let user = assert_success(self.register(email, password, "Test User").await, 201).await;
+        for field in ["id", "email", "display_name", "role", "created_at"] {
+            assert!(
+                user[field].is_string(),
+                "registering {email}: no {field} in {user}"
+            );
+        }
+        assert_eq!(user["role"], "member", "registering {email}: {user}");
+        assert!(
+            user.get("password_hash").is_none() && !user.to_string().contains(password),
+            "registering {email}: the response shows the password: {user}"
+        );
+        user
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
@@ -101,14 +112,40 @@ impl Auth<'_> {
         let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
         let password = "admin test passphrase";
         self.register_and_login(&email, password).await;
-        sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+        let promoted = sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
             .bind(&email)
             .execute(&self.app.db)
             .await
             .expect("promote");
+        assert_eq!(promoted.rows_affected(), 1, "promoting {email}");
         // The role is a claim of the token: only a new login carries it.
-        self.sign_in(&email, password).await
+        let session = self.sign_in(&email, password).await;
+        assert_eq!(
+            session.claims()["role"],
+            "admin",
+            "the admin's new token: {:?}",
+            session.claims()
+        );
+        session
     }
+}
+
+/// Asserts a successful JSON response with exactly this status and returns its body, or
+/// panics with the method, URL, status and body: a 401 or 429 problem is never a success.
+async fn assert_success(response: Response, status: u16) -> Value {
+    let url = response.url().clone();
+    let actual = response.status().as_u16();
+    let content_type = crate::app::header(&response, "content-type");
+    let text = response.text().await.expect("a response body");
+    assert_eq!(
+        actual, status,
+        "{url} answered {actual}, expected {status}: {text}"
+    );
+    assert!(
+        content_type.starts_with("application/json"),
+        "{url} answered {actual} with {content_type:?}: {text}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{url}: not JSON ({err}): {text}"))
 }
 
 /// A signed-in account: the token pair of a login or refresh response.
@@ -121,22 +158,45 @@ pub struct Session {
 }
 
 impl Session {
-    /// Takes the token pair out of a login or refresh response, which must be a success.
+    /// Takes the token pair out of a login or refresh response, which must be a 200 with the
+    /// whole documented shape: `{access_token, refresh_token, token_type: "Bearer", expires_in}`.
     pub async fn from_response(response: Response) -> Self {
-        let status = response.status();
-        let body: Value = response.json().await.expect("a JSON body");
-        assert_eq!(status, 200, "no token pair: {body}");
+        let body = assert_success(response, 200).await;
         let token = |field: &str| {
             body[field]
                 .as_str()
-                .unwrap_or_else(|| panic!("no {field} in {body}"))
+                .filter(|token| !token.is_empty())
+                .unwrap_or_else(|| panic!("no {field} in the token pair {body}"))
                 .to_owned()
         };
+        let (access_token, refresh_token) = (token("access_token"), token("refresh_token"));
+        assert_eq!(body["token_type"], "Bearer", "token pair {body}");
+        assert!(
+            body["expires_in"].as_u64().is_some_and(|secs| secs > 0),
+            "token pair without a positive expires_in: {body}"
+        );
+        assert_eq!(
+            access_token.split('.').count(),
+            3,
+            "the access token is no JWT: {body}"
+        );
         Self {
-            access_token: token("access_token"),
-            refresh_token: token("refresh_token"),
+            access_token,
+            refresh_token,
             body,
         }
+    }
+
+    /// The access token's claims, decoded without verifying: what the server put in it.
+    pub fn claims(&self) -> Value {
+        use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+        let payload = self
+            .access_token
+            .split('.')
+            .nth(1)
+            .expect("a JWT has a payload");
+        let json = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+        serde_json::from_slice(&json).expect("JSON claims")
     }
 }
 

@@ -100,7 +100,7 @@ impl Keel {
             assert!(Instant::now() < deadline, "keel never answered on {base}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        KeelProcess { child, base }
+        KeelProcess::drained(child, base)
     }
 
     fn spawn(self, output: Stdio, piped_stdin: bool) -> std::io::Result<Child> {
@@ -144,9 +144,33 @@ pub struct KeelProcess {
     child: Child,
     /// `http://127.0.0.1:<port>`
     pub base: String,
+    // Read as the process writes: a pipe nobody reads fills up (64 KiB on Linux) and then
+    // blocks the server at its next log line, mid-request.
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
 }
 
 impl KeelProcess {
+    fn drained(mut child: Child, base: String) -> Self {
+        fn drain(
+            mut pipe: impl std::io::Read + Send + 'static,
+        ) -> std::thread::JoinHandle<Vec<u8>> {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        }
+        let stdout = drain(child.stdout.take().expect("stdout is piped"));
+        let stderr = drain(child.stderr.take().expect("stderr is piped"));
+        Self {
+            child,
+            base,
+            stdout,
+            stderr,
+        }
+    }
+
     /// Asks for a graceful shutdown: the server drains, then exits.
     pub fn sigterm(&self) {
         self.signal("TERM");
@@ -168,11 +192,25 @@ impl KeelProcess {
 
     /// Waits for the process to exit.
     pub async fn wait(self) -> KeelOutput {
-        tokio::task::spawn_blocking(move || self.child.wait_with_output())
-            .await
-            .expect("join")
-            .expect("wait for keel")
-            .into()
+        let Self {
+            mut child,
+            stdout,
+            stderr,
+            ..
+        } = self;
+        tokio::task::spawn_blocking(move || {
+            let status = child.wait().expect("wait for keel");
+            let text = |reader: std::thread::JoinHandle<Vec<u8>>| {
+                String::from_utf8_lossy(&reader.join().expect("pipe reader")).into_owned()
+            };
+            KeelOutput {
+                code: status.code(),
+                stdout: text(stdout),
+                stderr: text(stderr),
+            }
+        })
+        .await
+        .expect("join")
     }
 }
 

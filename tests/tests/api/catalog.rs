@@ -145,14 +145,24 @@ async fn etags_give_304s_and_if_match_prevents_lost_updates() {
     );
     assert_eq!(body["version"], 2);
 
-    // A second writer still holding the old ETag would overwrite the first: refused.
+    // A second writer still holding the old ETag would overwrite the first: refused, and
+    // refused whole: the first writer's stock, name and version all survive it.
     assert_problem(
-        patch(Some(&etag), json!({"stock": 99}))
+        patch(Some(&etag), json!({"stock": 99, "name": "Overwritten"}))
             .await
             .expect("request"),
         412,
     )
     .await;
+    let after = app.get(&path).await;
+    assert_eq!(after.headers()["etag"], new_etag.as_str(), "the ETag moved");
+    let after: Value = keel_tests::assert_json(after, 200).await;
+    assert_eq!(
+        (after["stock"].as_i64(), after["version"].as_i64()),
+        (Some(5), Some(2)),
+        "{after}"
+    );
+    assert_eq!(after, body, "the refused PATCH changed the product");
     let stale_check = get_if_none_match(&etag).await.expect("request");
     assert_eq!(stale_check.status(), 200, "an old ETag must not get 304");
 }

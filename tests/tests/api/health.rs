@@ -146,6 +146,37 @@ async fn request_ids_are_echoed_or_generated() {
     assert_eq!(body["request_id"], echoed.as_str());
 }
 
+/// With `http.trust_request_id = false` (production's default) a caller's id never reaches
+/// the logs or the problem documents: the server's own replaces it. With `true` it is kept.
+#[tokio::test]
+async fn caller_request_ids_are_kept_only_when_trusted() {
+    let sent = "caller-chosen-id-7";
+    for (trust, kept) in [("false", false), ("true", true)] {
+        let app = spawn_app_with(&[("APP__HTTP__TRUST_REQUEST_ID", trust)]).await;
+        let response = app
+            .client
+            .get(app.url("/nowhere"))
+            .header("x-request-id", sent)
+            .send()
+            .await
+            .expect("request");
+        let answered = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let body = assert_problem(response, 404).await;
+        assert_eq!(body["request_id"], answered.as_str(), "trust {trust}");
+        if kept {
+            assert_eq!(answered, sent, "trust {trust}");
+        } else {
+            assert_ne!(answered, sent, "trust {trust}");
+            let generated = uuid::Uuid::parse_str(&answered)
+                .unwrap_or_else(|err| panic!("trust {trust}: {answered:?} is no UUID: {err}"));
+            assert_eq!(generated.get_version_num(), 7, "trust {trust}: {answered}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn responses_carry_security_headers() {
     let app = spawn_app().await;
@@ -164,7 +195,7 @@ async fn responses_carry_security_headers() {
 async fn token_responses_are_never_stored_and_hsts_is_configurable() {
     let app = spawn_app().await;
     let auth = app.auth();
-    auth.register("cache@example.com", "correct horse battery staple", "C")
+    auth.create_account("cache@example.com", "correct horse battery staple")
         .await;
     let login = auth
         .login("cache@example.com", "correct horse battery staple")

@@ -10,12 +10,11 @@ use poem::http::StatusCode;
 use uuid::Uuid;
 
 async fn user_id(app: &TestApp) -> Uuid {
-    let registered = app
+    let user = app
         .auth()
-        .register("idem@example.com", "an idempotency passphrase", "Idem")
+        .create_account("idem@example.com", "an idempotency passphrase")
         .await;
-    let body: serde_json::Value = registered.json().await.expect("json");
-    body["id"].as_str().expect("id").parse().expect("uuid")
+    user["id"].as_str().expect("id").parse().expect("uuid")
 }
 
 /// Runs `action` once under `key` for `request`, counting how often the action really ran.
@@ -125,4 +124,65 @@ async fn a_failed_or_rolled_back_attempt_leaves_the_key_free() {
         runs, 3,
         "every attempt that was not committed really ran again"
     );
+}
+
+/// Keys are kept 24 hours: a record older than that is forgotten and the action runs again
+/// under the same key; one just younger still replays.
+#[tokio::test]
+async fn a_key_older_than_24_hours_is_forgotten() {
+    let app = spawn_app().await;
+    let user = user_id(&app).await;
+    let mut runs = 0;
+    for key in ["old", "recent"] {
+        let first = attempt(
+            &app,
+            user,
+            key,
+            b"body",
+            &mut runs,
+            Ok("first".into()),
+            true,
+        )
+        .await;
+        assert!(matches!(first, Ok(Once::Done(_))));
+    }
+    for (key, age) in [
+        ("old", "24 hours 1 minute"),
+        ("recent", "23 hours 59 minutes"),
+    ] {
+        sqlx::query(
+            "UPDATE idempotency_keys SET created_at = now() - $3::interval
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .bind(age)
+        .execute(&app.db)
+        .await
+        .expect("age the key");
+    }
+
+    let old = attempt(
+        &app,
+        user,
+        "old",
+        b"body",
+        &mut runs,
+        Ok("again".into()),
+        true,
+    )
+    .await;
+    assert!(matches!(old, Ok(Once::Done(ref v)) if v == "again"));
+    let recent = attempt(
+        &app,
+        user,
+        "recent",
+        b"body",
+        &mut runs,
+        Ok("again".into()),
+        true,
+    )
+    .await;
+    assert!(matches!(recent, Ok(Once::Replayed(ref v)) if v == "first"));
+    assert_eq!(runs, 3, "two first runs and the forgotten key's second");
 }

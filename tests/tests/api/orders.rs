@@ -43,14 +43,12 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
     let attempts = (0..200).map(|_| {
         let (app, buyer, product) = (app.clone(), buyer.clone(), product.clone());
         tokio::spawn(async move {
-            app.orders()
-                .post(&buyer, &[(&product, 1)], None)
-                .await
-                .status()
-                .as_u16()
+            let response = app.orders().post(&buyer, &[(&product, 1)], None).await;
+            status_and_body(response).await
         })
     });
-    let statuses: Vec<u16> = futures_join(attempts).await;
+    let outcomes: Vec<(u16, Value)> = futures_join(attempts).await;
+    let statuses: Vec<u16> = outcomes.iter().map(|(status, _)| *status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         50,
@@ -61,6 +59,14 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
         150,
         "{statuses:?}"
     );
+    // A buyer told "no" learns which product ran out, by id and by sku.
+    for (_, problem) in outcomes.iter().filter(|(status, _)| *status == 409) {
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&product) && detail.contains("LAST-50"),
+            "a 409 that does not name the product: {problem}"
+        );
+    }
     assert_eq!(app.catalog().stock(&product).await, 0);
 }
 
@@ -140,6 +146,126 @@ async fn idempotency_keys_replay_and_refuse_other_bodies() {
         201
     );
     assert_eq!(catalog.stock(&product).await, 91);
+}
+
+/// A keyed order that fails (409, out of stock) stores nothing under its key, so the same
+/// request retried once the product is restocked is really tried again: 201, not a replay of
+/// the 409 — and from then on the key replays that 201.
+#[tokio::test]
+async fn a_failed_keyed_order_keeps_no_key_and_its_retry_succeeds() {
+    let app = spawn_app_with(POOL).await;
+    let admin = app.auth().admin().await.access_token;
+    let product = app
+        .catalog()
+        .create(&admin, &NewProduct::new("RETRY-1").with_stock(2))
+        .await;
+    let buyer = user_token(&app, "later@example.com").await;
+    let items = [(product.id.as_str(), 3)];
+
+    let refused = app.orders().post(&buyer, &items, Some("retry-key")).await;
+    assert_problem(refused, 409).await;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE key = 'retry-key'")
+            .fetch_one(&app.db)
+            .await
+            .expect("count keys");
+    assert_eq!(stored, 0, "the failed attempt left its key behind");
+
+    let restocked = app
+        .client
+        .patch(app.url(&product.path()))
+        .bearer_auth(&admin)
+        .header("if-match", &product.etag)
+        .json(&json!({"stock": 5}))
+        .send()
+        .await
+        .expect("request");
+    assert_json(restocked, 200).await;
+
+    let placed = assert_json(
+        app.orders().post(&buyer, &items, Some("retry-key")).await,
+        201,
+    )
+    .await;
+    let replayed = assert_json(
+        app.orders().post(&buyer, &items, Some("retry-key")).await,
+        201,
+    )
+    .await;
+    assert_eq!(replayed, placed);
+    assert_eq!(app.catalog().stock(&product.id).await, 2);
+}
+
+/// `GET /orders` walked with a small page: every order of the caller exactly once, newest
+/// first, none of anyone else's, and a cursor means the same page however often it is used,
+/// even after newer orders arrive.
+#[tokio::test]
+async fn order_pages_walk_every_order_once_newest_first() {
+    let app = spawn_app_with(POOL).await;
+    let admin = app.auth().admin().await.access_token;
+    let product = new_product(&app, &admin, "PAGES-1", 100).await;
+    let buyer = user_token(&app, "pages@example.com").await;
+    let someone_else = user_token(&app, "elsewhere@example.com").await;
+    let mut placed = Vec::new();
+    for n in 0..7 {
+        placed.push(app.orders().place(&buyer, &[(&product, 1)]).await.id);
+        if n % 3 == 0 {
+            app.orders().place(&someone_else, &[(&product, 1)]).await;
+        }
+    }
+    let page = |cursor: Option<String>| {
+        let path = match cursor {
+            Some(cursor) => format!("/api/v1/orders?limit=3&cursor={cursor}"),
+            None => "/api/v1/orders?limit=3".to_owned(),
+        };
+        let (app, buyer) = (&app, &buyer);
+        async move { assert_json(app.send_as(reqwest::Method::GET, &path, buyer).await, 200).await }
+    };
+
+    let (mut seen, mut cursors, mut cursor) = (Vec::new(), Vec::new(), None);
+    loop {
+        let current = page(cursor.clone()).await;
+        let items = current["items"].as_array().expect("items");
+        assert!(items.len() <= 3, "{current}");
+        let mut times = Vec::new();
+        for item in items {
+            seen.push(item["id"].as_str().expect("id").to_owned());
+            let created = item["created_at"].as_str().expect("created_at");
+            times.push(
+                time::OffsetDateTime::parse(
+                    created,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .expect("RFC 3339"),
+            );
+        }
+        assert!(
+            times.windows(2).all(|t| t[0] >= t[1]),
+            "not newest first: {times:?}"
+        );
+        match current["next_cursor"].as_str() {
+            Some(next) => {
+                cursors.push((next.to_owned(), page(Some(next.to_owned())).await));
+                cursor = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = placed.iter().rev().cloned().collect();
+    assert_eq!(
+        seen, newest_first,
+        "each order once, newest first, only the caller's"
+    );
+    assert_eq!(cursors.len(), 2, "7 orders in pages of 3");
+
+    app.orders().place(&buyer, &[(&product, 1)]).await;
+    for (cursor, first_read) in cursors {
+        assert_eq!(
+            page(Some(cursor.clone())).await,
+            first_read,
+            "cursor {cursor} changed its page"
+        );
+    }
 }
 
 #[tokio::test]
