@@ -136,7 +136,7 @@ pub async fn run_if_due(
     let (affected, error) = match result {
         Ok(affected) => {
             savepoint.commit().await?;
-            (Some(i64::try_from(affected).unwrap_or(i64::MAX)), None)
+            (Some(affected), None)
         }
         Err(err) => {
             savepoint.rollback().await?;
@@ -149,7 +149,7 @@ pub async fn run_if_due(
            VALUES ($1, $2, clock_timestamp(), $3, $4)"#,
         job.name,
         started,
-        affected,
+        affected.map(|rows| i64::try_from(rows).unwrap_or(i64::MAX)),
         error,
     )
     .execute(&mut *tx)
@@ -157,7 +157,6 @@ pub async fn run_if_due(
     tx.commit().await?;
     Ok(match affected {
         Some(affected) => {
-            let affected = u64::try_from(affected).unwrap_or_default();
             tracing::info!(job = job.name, affected, "scheduled job ran");
             Outcome::Ran(affected)
         }

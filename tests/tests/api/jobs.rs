@@ -28,6 +28,25 @@ fn schedule(fast: &str, interval: &str) -> Vec<(String, String)> {
     settings
 }
 
+/// A fresh database migrated by `keel migrate`, for tests that arrange rows before any
+/// scheduler starts (or start several processes that must not migrate at once).
+async fn migrated_database() -> (TestPostgres, String) {
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let migrated = Keel::command(["migrate"])
+        .test_environment(&database_url)
+        .run();
+    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+    (postgres, database_url)
+}
+
+fn borrowed(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect()
+}
+
 async fn owner_pool(database_url: &str) -> PgPool {
     PgPoolOptions::new()
         .max_connections(2)
@@ -50,12 +69,7 @@ async fn runs_of(db: &PgPool, job: &str) -> Vec<OffsetDateTime> {
 /// once per second in all, never twice within a second, whichever replica gets there first.
 #[tokio::test]
 async fn two_workers_run_each_job_once_per_interval() {
-    let postgres = TestPostgres::start().await;
-    let database_url = postgres.create_database().await;
-    let migrated = Keel::command(["migrate"])
-        .test_environment(&database_url)
-        .run();
-    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+    let (_postgres, database_url) = migrated_database().await;
 
     let start_worker = || {
         Keel::command(["worker"])
@@ -132,11 +146,7 @@ async fn serve_runs_background_work_unless_disabled() {
         let database_url = postgres.create_database().await;
         let mut overrides = schedule("prune_job_runs", "1h");
         overrides.push(("APP__WORKER__ENABLED".to_owned(), enabled.to_owned()));
-        let overrides: Vec<(&str, &str)> = overrides
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_str()))
-            .collect();
-        spawn_app_on(postgres, database_url, &overrides).await
+        spawn_app_on(postgres, database_url, &borrowed(&overrides)).await
     };
     let (enabled, disabled) = tokio::join!(start("true"), start("false"));
     let all_jobs = "SELECT count(DISTINCT job) FROM scheduled_job_runs";
@@ -167,12 +177,7 @@ async fn serve_runs_background_work_unless_disabled() {
 /// token that still detects reuse, a counter inside its window and a key inside its 24 h stay.
 #[tokio::test]
 async fn purges_delete_what_has_ended_and_keep_the_rest() {
-    let postgres = TestPostgres::start().await;
-    let database_url = postgres.create_database().await;
-    let migrated = Keel::command(["migrate"])
-        .test_environment(&database_url)
-        .run();
-    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+    let (postgres, database_url) = migrated_database().await;
     let owner = owner_pool(&database_url).await;
     sqlx::raw_sql(
         r#"
@@ -205,11 +210,7 @@ async fn purges_delete_what_has_ended_and_keep_the_rest() {
         "APP__DATABASE__MIGRATE_ON_START".to_owned(),
         "false".to_owned(),
     ));
-    let overrides: Vec<(&str, &str)> = overrides
-        .iter()
-        .map(|(key, value)| (key.as_str(), value.as_str()))
-        .collect();
-    let app = spawn_app_on(postgres, database_url, &overrides).await;
+    let app = spawn_app_on(postgres, database_url, &borrowed(&overrides)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while runs_of(&app.db, "purge_idempotency_keys").await.is_empty()
         || runs_of(&app.db, "purge_sessions").await.is_empty()
