@@ -23,12 +23,22 @@ psql_run() {
     docker run --rm -i --network host "$(scripts/pg-image.sh)" psql "$DATABASE_URL" "$@"
   fi
 }
+# The task queue's schema (apalis) too: Keel's queries read its tables, and apalis-postgres's
+# own query macros compile online against it when this build compiles that crate.
+version="$(awk '/^name = "apalis-postgres"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
+cargo fetch --locked -q
+apalis_dir="$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -mindepth 2 -maxdepth 2 -type d \
+  -name "apalis-postgres-$version" | head -n1)"
+[[ -d "$apalis_dir/migrations" ]] || { echo "sqlx-prepare: apalis-postgres sources not found" >&2; exit 1; }
 {
   echo 'SET client_min_messages = warning;'
-  echo 'CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY,
+  for table in _sqlx_migrations apalis._sqlx_migrations; do
+    echo "CREATE SCHEMA IF NOT EXISTS apalis;
+    CREATE TABLE IF NOT EXISTS $table (version BIGINT PRIMARY KEY,
     description TEXT NOT NULL, installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
-    success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);'
-  for migration in app/migrations/*.sql; do
+    success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);"
+  done
+  for migration in app/migrations/*.sql "$apalis_dir"/migrations/*.sql; do
     cat "$migration"
     printf '\n'
   done
@@ -40,6 +50,10 @@ trap 'rm -rf "$out"' EXIT
 touch app/src/lib.rs
 # Same selection as `make build`, so shared crates are not rebuilt with other features.
 SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$out" cargo build -q --workspace --all-targets --locked
+# apalis-postgres ships its own offline data; whether it was rebuilt here must not matter.
+for own in "$apalis_dir"/.sqlx/*.json; do
+  rm -f "$out/$(basename "$own")"
+done
 
 if $check; then
   if ! diff -r .sqlx "$out" >/dev/null; then

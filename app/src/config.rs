@@ -11,6 +11,7 @@
 
 use std::{collections::HashMap, fmt, path::PathBuf, str::FromStr, time::Duration};
 
+use base64::Engine as _;
 use config::{Config, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -23,6 +24,8 @@ const LIST_KEYS: &[&str] = &[
     "http.cors.allowed_origins",
     "auth.verification_keys",
     "auth.verification_key_files",
+    "webhooks.allowed_networks",
+    "webhooks.retry_schedule",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -79,6 +82,11 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
+    pub webhooks: WebhookSettings,
+    pub email: EmailSettings,
+    // example-domain:begin
+    pub catalog: CatalogSettings,
+    // example-domain:end
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,7 +232,82 @@ pub struct WorkerSettings {
     pub max_connections: u32,
     /// Each scheduled job's interval, by job name; every registered job must have one.
     pub schedule: HashMap<String, humantime_serde::Serde<Duration>>,
+    /// Tasks (webhook deliveries, emails) one process runs at once.
+    pub concurrency: usize,
+    /// How often a worker tells the queue it is alive; one silent for ten of these is presumed
+    /// dead and its claimed tasks go back to the queue.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Besides waking on NOTIFY, how often the queue is polled (delayed retries fall due
+    /// without a notification).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Dispatched events (and what features keep about them) are deleted after this long.
+    #[serde(with = "humantime_serde")]
+    pub outbox_retention: Duration,
 }
+
+/// Outbound webhooks: how subscribers' secrets are kept, which addresses may be called, and
+/// how failed deliveries are retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Keys (base64 of 32 bytes) that encrypt signing secrets at rest, by key id. Old ids stay
+    /// listed while rows encrypted with them exist.
+    pub encryption_keys: HashMap<String, SecretString>,
+    /// The key id new secrets are encrypted with.
+    pub active_key: String,
+    /// Subscriber URLs must be https.
+    pub require_https: bool,
+    /// Networks (CIDR) a subscriber may resolve into although they are loopback, private,
+    /// link-local or otherwise internal; empty refuses all of those.
+    pub allowed_networks: Vec<String>,
+    /// One delivery attempt may take this long, connecting included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Waits before each retry of a failed delivery; after the last, the delivery is dead.
+    pub retry_schedule: Vec<humantime_serde::Serde<Duration>>,
+}
+
+/// Outgoing email over SMTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// Send email at all; off, messages are logged as skipped.
+    pub enabled: bool,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// "none" (plain, for a local sink), "starttls" or "tls" (implicit TLS, port 465).
+    pub smtp_tls: SmtpTls,
+    #[serde(default)]
+    pub smtp_username: Option<String>,
+    #[serde(default)]
+    pub smtp_password: Option<SecretString>,
+    /// The From address, e.g. "Keel <no-reply@example.com>".
+    pub from: String,
+    /// The public base URL links in emails start with, e.g. "https://app.example.com".
+    pub public_url: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+// example-domain:begin
+/// The example catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// A sale that leaves a product's stock below this publishes `product.low_stock`.
+    pub low_stock_threshold: i32,
+}
+// example-domain:end
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,6 +318,11 @@ struct RawSettings {
     telemetry: TelemetrySettings,
     auth: AuthSettings,
     worker: WorkerSettings,
+    webhooks: WebhookSettings,
+    email: EmailSettings,
+    // example-domain:begin
+    catalog: CatalogSettings,
+    // example-domain:end
 }
 
 /// A configuration problem, always naming the key and the environment variable that sets it.
@@ -309,6 +397,11 @@ impl Settings {
             telemetry: raw.telemetry,
             auth: raw.auth,
             worker: raw.worker,
+            webhooks: raw.webhooks,
+            email: raw.email,
+            // example-domain:begin
+            catalog: raw.catalog,
+            // example-domain:end
         };
         settings.validate()?;
 
@@ -331,6 +424,12 @@ impl Settings {
                 ));
             }
             settings.auth.argon2.check_owasp_minimum()?;
+            if !settings.webhooks.require_https {
+                return Err(ConfigError::invalid(
+                    "webhooks.require_https",
+                    "must be true in production: a webhook carries signed data to the internet",
+                ));
+            }
         }
         Ok(settings)
     }
@@ -342,6 +441,8 @@ impl Settings {
         self.database.validate()?;
         self.auth.validate()?;
         self.worker.validate()?;
+        self.webhooks.validate()?;
+        self.email.validate()?;
         self.telemetry.validate()
     }
 
@@ -475,11 +576,27 @@ impl WorkerSettings {
                 "must be longer than 0s",
             ));
         }
-        if self.max_connections == 0 {
+        if self.max_connections < 2 {
+            // One connection is held by the queue's LISTEN; work needs at least one more.
             return Err(ConfigError::invalid(
                 "worker.max_connections",
+                "must be at least 2",
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "worker.concurrency",
                 "must be at least 1",
             ));
+        }
+        for (key, value) in [
+            ("worker.heartbeat", self.heartbeat),
+            ("worker.poll_interval", self.poll_interval),
+            ("worker.outbox_retention", self.outbox_retention),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
         }
         let known: Vec<&str> = crate::jobs::scheduled().map(|job| job.name).collect();
         for name in &known {
@@ -516,6 +633,125 @@ impl WorkerSettings {
     /// The configured interval of `job` (validated to exist at start-up).
     pub fn interval(&self, job: &str) -> Option<Duration> {
         self.schedule.get(job).map(|interval| **interval)
+    }
+}
+
+impl WebhookSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.encryption_keys.is_empty() {
+            return Err(ConfigError::invalid(
+                "webhooks.encryption_keys",
+                "needs at least one key (base64 of 32 random bytes), e.g. \
+                 APP__WEBHOOKS__ENCRYPTION_KEYS__K1=$(openssl rand -base64 32)",
+            ));
+        }
+        for (id, key) in &self.encryption_keys {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(key.expose_secret().trim())
+                .map_err(|err| {
+                    ConfigError::invalid(
+                        &format!("webhooks.encryption_keys.{id}"),
+                        format!("is not base64 ({err})"),
+                    )
+                })?;
+            if decoded.len() != 32 {
+                return Err(ConfigError::invalid(
+                    &format!("webhooks.encryption_keys.{id}"),
+                    format!(
+                        "must be 32 bytes, base64-encoded; got {} bytes",
+                        decoded.len()
+                    ),
+                ));
+            }
+        }
+        if !self.encryption_keys.contains_key(&self.active_key) {
+            let mut ids: Vec<&str> = self.encryption_keys.keys().map(String::as_str).collect();
+            ids.sort_unstable();
+            return Err(ConfigError::invalid(
+                "webhooks.active_key",
+                format!(
+                    "{:?} is not a key of webhooks.encryption_keys ({})",
+                    self.active_key,
+                    ids.join(", ")
+                ),
+            ));
+        }
+        for network in self
+            .allowed_networks
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+        {
+            network.trim().parse::<ipnet::IpNet>().map_err(|err| {
+                ConfigError::invalid(
+                    "webhooks.allowed_networks",
+                    format!("{network:?} is not a network in CIDR notation ({err})"),
+                )
+            })?;
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "webhooks.timeout",
+                "must be longer than 0s",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The retry waits, in order (the first is before the second attempt).
+    pub fn retry_schedule(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.retry_schedule.iter().map(|wait| **wait)
+    }
+
+    /// The allowlisted networks, parsed (validated at start-up).
+    pub fn allowed_networks(&self) -> Vec<ipnet::IpNet> {
+        self.allowed_networks
+            .iter()
+            .filter_map(|network| network.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl EmailSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.smtp_host.trim().is_empty() {
+            return Err(ConfigError::invalid("email.smtp_host", "must not be empty"));
+        }
+        self.from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|err| {
+                ConfigError::invalid(
+                    "email.from",
+                    format!("{:?} is not a mailbox ({err})", self.from),
+                )
+            })?;
+        let url = url::Url::parse(&self.public_url).map_err(|err| {
+            ConfigError::invalid(
+                "email.public_url",
+                format!("{:?} is not a URL ({err})", self.public_url),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::invalid(
+                "email.public_url",
+                "must be an http(s) URL",
+            ));
+        }
+        if self.smtp_username.is_some() != self.smtp_password.is_some() {
+            return Err(ConfigError::invalid(
+                "email.smtp_username",
+                "set both email.smtp_username and email.smtp_password, or neither",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "email.timeout",
+                "must be longer than 0s",
+            ));
+        }
+        Ok(())
     }
 }
 

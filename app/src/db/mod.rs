@@ -98,6 +98,12 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
         .run(&mut owner)
         .await
         .context("applying migrations")?;
+    // The task queue's own (schema apalis, tracked in apalis._sqlx_migrations). It creates the
+    // hstore and pgcrypto extensions, trusted ones that a database owner may create.
+    crate::jobs::queue::migrator()
+        .run(&mut owner)
+        .await
+        .context("applying the task queue's migrations (schema apalis)")?;
 
     if settings.migration_url.is_some() {
         let service_url = url::Url::parse(settings.url.expose_secret()).context("database.url")?;
@@ -134,19 +140,29 @@ pub enum NotReady {
 }
 
 /// Ready means the database answers and holds every migration this binary was built with, each
-/// applied successfully — the set, not just the newest, so a skipped or failed one counts. A
-/// binary older than the schema is fine (rolling deploys): versions it does not know are
-/// ignored.
+/// applied successfully — the set, not just the newest, so a skipped or failed one counts — the
+/// task queue's included. A binary older than the schema is fine (rolling deploys): versions it
+/// does not know are ignored.
 pub async fn check_ready(pool: &PgPool) -> Result<(), NotReady> {
+    let missing_table = |err: sqlx::Error| match &err {
+        // No migrations table yet: nothing has been applied to this database.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(Vec::new()),
+        _ => Err(NotReady::Unreachable(err)),
+    };
     let applied = sqlx::query_scalar!(r#"SELECT version FROM _sqlx_migrations WHERE success"#)
         .fetch_all(pool)
         .await
-        .or_else(|err| match &err {
-            // No migrations table yet: nothing has been applied to this database.
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(Vec::new()),
-            _ => Err(NotReady::Unreachable(err)),
-        })?;
-    let pending = pending_migrations(MIGRATOR.iter().map(|m| m.version), &applied);
+        .or_else(missing_table)?;
+    let mut pending = pending_migrations(MIGRATOR.iter().map(|m| m.version), &applied);
+    let queue_applied =
+        sqlx::query_scalar!(r#"SELECT version FROM apalis._sqlx_migrations WHERE success"#)
+            .fetch_all(pool)
+            .await
+            .or_else(missing_table)?;
+    pending.extend(pending_migrations(
+        crate::jobs::queue::migrator().iter().map(|m| m.version),
+        &queue_applied,
+    ));
     if pending.is_empty() {
         Ok(())
     } else {

@@ -39,8 +39,8 @@ fn percent_decoded(text: &str) -> Option<String> {
 }
 
 /// Creates the role if it is missing, sets its password, and grants it the service's rights
-/// on every table and sequence of the current schema, now and for tables later migrations
-/// create. Runs as the owner, in one transaction, so a failure leaves the old grants.
+/// on every table and sequence of the current schema and of the task queue's `apalis` schema,
+/// now and for tables later migrations create. Runs as the owner, in one transaction, so a failure leaves the old grants.
 pub async fn grant_service_role(
     owner: &mut PgConnection,
     role: &ServiceRole,
@@ -66,7 +66,14 @@ pub async fn grant_service_role(
                -- Readiness reads the migrations table; only the owner writes it.
                format('REVOKE INSERT, UPDATE, DELETE ON %I._sqlx_migrations FROM %I', current_schema(), $2),
                format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', current_schema(), $2),
-               format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT USAGE, SELECT ON SEQUENCES TO %I', current_schema(), $2)
+               format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT USAGE, SELECT ON SEQUENCES TO %I', current_schema(), $2),
+               -- The task queue's schema (apalis): the same row access, and its functions.
+               format('GRANT USAGE ON SCHEMA apalis TO %I', $2),
+               format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA apalis TO %I', $2),
+               format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA apalis TO %I', $2),
+               format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA apalis TO %I', $2),
+               format('REVOKE INSERT, UPDATE, DELETE ON apalis._sqlx_migrations FROM %I', $2),
+               format('ALTER DEFAULT PRIVILEGES IN SCHEMA apalis GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', $2)
            ]) AS "statement!""#,
         verb,
         role.name,

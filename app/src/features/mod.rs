@@ -9,7 +9,12 @@ use futures_util::future::BoxFuture;
 use poem_openapi::OpenApi;
 use sqlx::PgPool;
 
-use crate::{jobs::ScheduledJob, openapi::Link, server::AppState};
+use crate::{
+    jobs::{ScheduledJob, queue::TaskKind},
+    openapi::Link,
+    outbox::{EventType, Listener},
+    server::AppState,
+};
 
 /// What a feature contributes to the service. Implemented by one unit struct per feature;
 /// every item but the API has a default, so a feature states only what it has.
@@ -29,13 +34,23 @@ pub trait Feature {
     /// Its periodic jobs, run by the scheduler (`crate::jobs`); each needs an interval in
     /// `worker.schedule`.
     const JOBS: &'static [ScheduledJob] = &[];
+
+    /// Its kinds of background task (`crate::jobs::queue`).
+    const TASKS: &'static [TaskKind] = &[];
+
+    /// The event types it publishes through the outbox (`crate::outbox::publish`).
+    const EVENTS: &'static [EventType] = &[];
+
+    /// What it does with published events, in the dispatch transaction.
+    const LISTENERS: &'static [Listener] = &[];
 }
 
 /// Loads a feature's demo data, idempotently; answers one line saying what it did.
 pub type Seed = for<'a> fn(&'a PgPool) -> BoxFuture<'a, anyhow::Result<String>>;
 
 /// Generates, from the list of features: [`Api`] (every feature's operations as one OpenAPI
-/// value), [`api`], [`links`], [`seeds`] and [`jobs`]. The API is a right-nested chain of pairs ending in
+/// value), [`api`], [`links`], [`seeds`], [`jobs`], [`tasks`], [`event_types`] and
+/// [`listeners`]. The API is a right-nested chain of pairs ending in
 /// `()`, because poem-openapi implements `OpenApi` for pairs and `()` (not for 1-tuples), so
 /// the chain stays valid however many features remain.
 macro_rules! register {
@@ -70,6 +85,21 @@ macro_rules! register {
         pub fn jobs() -> impl Iterator<Item = &'static ScheduledJob> {
             [$(<$feature as Feature>::JOBS),+].into_iter().flatten()
         }
+
+        /// Every registered feature's task kinds.
+        pub fn tasks() -> impl Iterator<Item = &'static TaskKind> {
+            [$(<$feature as Feature>::TASKS),+].into_iter().flatten()
+        }
+
+        /// Every registered feature's event types.
+        pub fn event_types() -> impl Iterator<Item = &'static EventType> {
+            [$(<$feature as Feature>::EVENTS),+].into_iter().flatten()
+        }
+
+        /// Every registered feature's event listeners.
+        pub fn listeners() -> impl Iterator<Item = &'static Listener> {
+            [$(<$feature as Feature>::LISTENERS),+].into_iter().flatten()
+        }
     };
 }
 
@@ -77,10 +107,12 @@ pub mod accounts;
 pub mod catalog;
 pub mod orders;
 pub mod reports;
+pub mod webhooks;
 
 register!(
     accounts::Accounts,
     catalog::Catalog,
     orders::Orders,
     reports::Reports,
+    webhooks::Webhooks,
 );

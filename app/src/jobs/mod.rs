@@ -8,6 +8,7 @@
 //! are configuration (`worker.schedule.<name>`), and the scheduler runs each once per interval
 //! across every replica ([`scheduler`]).
 
+pub mod queue;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use futures_util::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::{config::Settings, mail::Mailer};
 
 /// A periodic job: a name (its `worker.schedule` key and the label of its runs and metrics)
 /// and what it does, in the transaction that records its run. It answers how many rows it
@@ -34,6 +35,7 @@ pub const FOUNDATION: &[ScheduledJob] = &[
     crate::auth::throttle::PURGE_LOGIN_FAILURES,
     crate::idempotency::PURGE_IDEMPOTENCY_KEYS,
     scheduler::PRUNE_JOB_RUNS,
+    crate::outbox::PRUNE_OUTBOX,
 ];
 
 /// Every scheduled job of this build.
@@ -41,14 +43,24 @@ pub fn scheduled() -> impl Iterator<Item = &'static ScheduledJob> {
     FOUNDATION.iter().chain(crate::features::jobs())
 }
 
-/// Runs background work on `db` until `stop` is cancelled, then returns once the job in hand
-/// has finished.
-pub async fn run(db: PgPool, settings: Arc<Settings>, stop: CancellationToken) {
+/// Runs background work on `db` — the scheduler and the task queue — until `stop` is
+/// cancelled, then returns once the job and the tasks in hand have finished.
+pub async fn run(db: PgPool, settings: Arc<Settings>, mailer: Mailer, stop: CancellationToken) {
     tracing::info!(
         jobs = scheduled().count(),
+        tasks = queue::kinds().count(),
         tick = ?settings.worker.tick,
+        concurrency = settings.worker.concurrency,
         "background work started"
     );
-    scheduler::run(&db, &settings, &stop).await;
+    let context = queue::TaskContext {
+        db: db.clone(),
+        settings: settings.clone(),
+        mailer,
+    };
+    tokio::join!(
+        scheduler::run(&db, &settings, &stop),
+        queue::run(context, stop.clone()),
+    );
     tracing::info!("background work stopped");
 }

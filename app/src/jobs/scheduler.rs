@@ -53,12 +53,24 @@ pub async fn run(db: &PgPool, settings: &Settings, stop: &CancellationToken) {
         .u64_counter("keel.jobs.runs")
         .with_description("Scheduled job runs by job and outcome: success, failure")
         .build();
+    let lag = global::meter("keel")
+        .f64_gauge("keel.outbox.lag")
+        .with_unit("s")
+        .with_description("Age of the oldest outbox event not yet dispatched (0: none waits)")
+        .build();
     let mut tick = tokio::time::interval(settings.worker.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        match db.acquire().await {
+            Ok(mut conn) => match crate::outbox::lag_seconds(&mut conn).await {
+                Ok(seconds) => lag.record(seconds, &[]),
+                Err(err) => tracing::warn!(error = %err, "cannot measure the outbox lag"),
+            },
+            Err(err) => tracing::warn!(error = %err, "cannot measure the outbox lag"),
         }
         for job in scheduled() {
             // Checked between jobs, not inside one: a job in hand finishes and commits.

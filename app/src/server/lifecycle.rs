@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{AppState, api, api_service, build_routes, connections};
-use crate::{config::Settings, db, health::HealthApi, jobs};
+use crate::{config::Settings, db, health::HealthApi, jobs, mail::Mailer};
 
 /// Closing a pool waits for every connection to come back. One whose request was cut off at
 /// `server.shutdown_timeout` comes back only when its statement ends, which PostgreSQL sees to
@@ -97,9 +97,11 @@ impl Application {
                 state.settings.worker.max_connections,
             )
             .map_err(std::io::Error::other)?;
+            let mailer = Mailer::new(&state.settings.email).map_err(std::io::Error::other)?;
             let task = tokio::spawn(jobs::run(
                 pool.clone(),
                 state.settings.clone(),
+                mailer,
                 stop_work.clone(),
             ));
             Some((task, pool))

@@ -28,4 +28,5 @@ impl Feature for Catalog {
 
     const LINKS: &'static [crate::openapi::Link] = api::LINKS;
     const SEED: Option<Seed> = Some(seed::load);
+    const EVENTS: &'static [crate::outbox::EventType] = &[stock::LOW_STOCK];
 }

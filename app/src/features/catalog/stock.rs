@@ -36,23 +36,57 @@ pub async fn lock(tx: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<LockedProdu
 
 /// Takes each `(product, quantity)` out of stock. Lock the products first and check the stock
 /// against the locked rows; `CHECK (stock >= 0)` is the last line of defence, not the mechanism.
-pub async fn take(tx: &mut PgConnection, quantities: &[(Uuid, i32)]) -> Result<(), sqlx::Error> {
-    adjust(tx, quantities.iter().map(|(id, quantity)| (*id, -quantity))).await
+///
+/// A product this takes from at or above `low_stock_threshold` to below it publishes
+/// `product.low_stock`, in the same transaction.
+pub async fn take(
+    tx: &mut PgConnection,
+    quantities: &[(Uuid, i32)],
+    low_stock_threshold: i32,
+) -> Result<(), sqlx::Error> {
+    let (ids, taken): (Vec<Uuid>, Vec<i32>) = quantities.iter().copied().unzip();
+    let crossed = sqlx::query!(
+        r#"UPDATE products SET stock = products.stock - x.taken, version = products.version + 1
+           FROM unnest($1::uuid[], $2::integer[]) AS x(id, taken)
+           WHERE products.id = x.id
+           RETURNING products.id, products.sku, products.name, products.stock,
+                     products.stock + x.taken AS "before!""#,
+        &ids,
+        &taken,
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter(|row| row.stock < low_stock_threshold && row.before >= low_stock_threshold);
+    for product in crossed {
+        crate::outbox::publish(
+            tx,
+            LOW_STOCK.name,
+            serde_json::json!({
+                "product_id": product.id,
+                "sku": product.sku,
+                "name": product.name,
+                "stock": product.stock,
+                "threshold": low_stock_threshold,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
 }
+
+pub const LOW_STOCK: crate::outbox::EventType = crate::outbox::EventType {
+    name: "product.low_stock",
+    description: "An order left a product's stock below catalog.low_stock_threshold. \
+        data: product_id, sku, name, stock (now), threshold.",
+};
 
 /// Puts each `(product, quantity)` back into stock, e.g. for a cancelled order.
 pub async fn put_back(
     tx: &mut PgConnection,
     quantities: &[(Uuid, i32)],
 ) -> Result<(), sqlx::Error> {
-    adjust(tx, quantities.iter().copied()).await
-}
-
-async fn adjust(
-    tx: &mut PgConnection,
-    deltas: impl Iterator<Item = (Uuid, i32)>,
-) -> Result<(), sqlx::Error> {
-    let (ids, deltas): (Vec<Uuid>, Vec<i32>) = deltas.unzip();
+    let (ids, deltas): (Vec<Uuid>, Vec<i32>) = quantities.iter().copied().unzip();
     sqlx::query!(
         r#"UPDATE products SET stock = products.stock + x.delta, version = products.version + 1
            FROM unnest($1::uuid[], $2::integer[]) AS x(id, delta)

@@ -55,6 +55,8 @@ pub const LINKS: &[Link] = &[
 
 pub struct OrdersApi {
     pub db: PgPool,
+    /// `catalog.low_stock_threshold`, for the `product.low_stock` event.
+    pub low_stock_threshold: i32,
 }
 
 /// The HTTP face of the order rules: which status, which field. Only this module knows that a
@@ -114,6 +116,7 @@ impl OrdersApi {
         body: JsonBody<NewOrder>,
     ) -> Result<PlaceOrderResponse, ApiError> {
         let user = auth.0.sub;
+        let threshold = self.low_stock_threshold;
         let lines: Vec<(Uuid, i32)> = body
             .0
             .items
@@ -130,7 +133,7 @@ impl OrdersApi {
             key,
             &fingerprint(&lines),
             StatusCode::CREATED,
-            async |tx| Ok(repo::place(tx, user, &lines).await?),
+            async |tx| Ok(repo::place(tx, user, &lines, threshold).await?),
         )
         .await?;
         tx.commit().await?;

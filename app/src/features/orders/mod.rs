@@ -5,6 +5,7 @@
 mod api;
 mod model;
 mod plan;
+mod receipt;
 mod repo;
 
 pub use api::OrdersApi;
@@ -19,8 +20,12 @@ impl Feature for Orders {
     fn api(state: &AppState) -> OrdersApi {
         OrdersApi {
             db: state.db.clone(),
+            low_stock_threshold: state.settings.catalog.low_stock_threshold,
         }
     }
 
     const LINKS: &'static [crate::openapi::Link] = api::LINKS;
+    const EVENTS: &'static [crate::outbox::EventType] =
+        &[repo::PLACED, repo::CANCELLED, repo::FULFILLED];
+    const LISTENERS: &'static [crate::outbox::Listener] = &[receipt::SEND_RECEIPT];
 }

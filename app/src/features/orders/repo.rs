@@ -12,7 +12,11 @@ use super::{
     model::{Order, OrderLine, OrderStatus},
     plan::{self, PlaceError},
 };
-use crate::features::catalog::stock;
+use crate::{
+    features::catalog::stock,
+    outbox::{self, EventType},
+};
+use poem_openapi::types::ToJSON as _;
 
 struct OrderRow {
     id: Uuid,
@@ -46,14 +50,18 @@ pub enum OrderError {
 /// Places an order inside `tx`, the caller's transaction: all lines or none. Lock the products
 /// (catalog, in id order) → [`plan::plan`] the order against the locked rows → take the stock
 /// (catalog) and write the order and its lines.
+///
+/// The order publishes `order.placed` (and catalog `product.low_stock` for products it leaves
+/// below `low_stock_threshold`) in the same transaction.
 pub async fn place(
     tx: &mut PgConnection,
     user_id: Uuid,
     requested: &[(Uuid, i32)],
+    low_stock_threshold: i32,
 ) -> Result<Order, OrderError> {
     let locked = stock::lock(tx, &plan::products_to_lock(requested)).await?;
     let plan = plan::plan(requested, &locked)?;
-    stock::take(tx, &plan.quantities()).await?;
+    stock::take(tx, &plan.quantities(), low_stock_threshold).await?;
 
     let order_id = Uuid::now_v7();
     let created_at = sqlx::query_scalar!(
@@ -95,18 +103,43 @@ pub async fn place(
     .execute(&mut *tx)
     .await?;
 
-    Ok(Order {
+    let order = Order {
         id: order_id,
         status: OrderStatus::Placed,
         currency: plan.currency,
         total_cents: plan.total_cents,
         items: lines,
         created_at,
-    })
+    };
+    outbox::publish(tx, PLACED.name, event_data(&order, user_id)).await?;
+    Ok(order)
 }
 
-/// Orders with their lines. `owner` restricts to one user's orders.
-async fn load(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx::Error> {
+pub const PLACED: EventType = EventType {
+    name: "order.placed",
+    description: "An order was placed and its stock reserved. data: the order as \
+        GET /orders/{id} returns it, plus user_id.",
+};
+pub const CANCELLED: EventType = EventType {
+    name: "order.cancelled",
+    description: "A placed order was cancelled and restocked. data: the order, plus user_id.",
+};
+pub const FULFILLED: EventType = EventType {
+    name: "order.fulfilled",
+    description: "A placed order was marked fulfilled. data: the order, plus user_id.",
+};
+
+/// An event's `data`: the order as the API shows it, and whose it is.
+fn event_data(order: &Order, user_id: Uuid) -> serde_json::Value {
+    let mut data = order.to_json().unwrap_or_default();
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("user_id".to_owned(), serde_json::json!(user_id));
+    }
+    data
+}
+
+/// Orders with their lines.
+async fn load(conn: &mut PgConnection, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let lines = sqlx::query_as!(
         LineRow,
@@ -114,7 +147,7 @@ async fn load(db: &PgPool, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx::Erro
            FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, line_no"#,
         &ids,
     )
-    .fetch_all(db)
+    .fetch_all(conn)
     .await?;
     let mut by_order: HashMap<Uuid, Vec<OrderLine>> = HashMap::new();
     for line in lines {
@@ -146,6 +179,14 @@ pub async fn find(
     id: Uuid,
     viewer: Option<Uuid>,
 ) -> Result<Option<Order>, sqlx::Error> {
+    find_on(&mut *db.acquire().await?, id, viewer).await
+}
+
+async fn find_on(
+    conn: &mut PgConnection,
+    id: Uuid,
+    viewer: Option<Uuid>,
+) -> Result<Option<Order>, sqlx::Error> {
     let rows = sqlx::query_as!(
         OrderRow,
         r#"SELECT id, status AS "status: OrderStatus", currency, total_cents, created_at FROM orders
@@ -153,9 +194,9 @@ pub async fn find(
         id,
         viewer,
     )
-    .fetch_all(db)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(load(db, rows).await?.pop())
+    Ok(load(conn, rows).await?.pop())
 }
 
 /// A page of `user_id`'s orders, newest first, strictly after `after`.
@@ -165,6 +206,7 @@ pub async fn page(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Order>, sqlx::Error> {
+    let mut conn = db.acquire().await?;
     let rows = sqlx::query_as!(
         OrderRow,
         r#"SELECT id, status AS "status: OrderStatus", currency, total_cents, created_at FROM orders
@@ -174,30 +216,32 @@ pub async fn page(
         after,
         limit,
     )
-    .fetch_all(db)
+    .fetch_all(&mut *conn)
     .await?;
-    load(db, rows).await
+    load(&mut conn, rows).await
 }
 
 /// Moves a placed order to `cancelled` (putting its stock back) or `fulfilled`, inside `tx`,
-/// the caller's transaction. `None` when there is no such order that `viewer` may change.
+/// the caller's transaction, and publishes `order.cancelled` or `order.fulfilled` there. `None`
+/// when there is no such order that `viewer` may change.
 pub async fn transition(
     tx: &mut PgConnection,
     id: Uuid,
     viewer: Option<Uuid>,
     to: OrderStatus,
 ) -> Result<Option<()>, OrderError> {
-    let status = sqlx::query_scalar!(
-        r#"SELECT status AS "status: OrderStatus" FROM orders
+    let current = sqlx::query!(
+        r#"SELECT status AS "status: OrderStatus", user_id FROM orders
            WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) FOR UPDATE"#,
         id,
         viewer,
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(status) = status else {
+    let Some(current) = current else {
         return Ok(None);
     };
+    let status = current.status;
     if status != OrderStatus::Placed {
         return Err(OrderError::NotPlaced(status));
     }
@@ -223,5 +267,13 @@ pub async fn transition(
     )
     .execute(&mut *tx)
     .await?;
+    let event = if to == OrderStatus::Cancelled {
+        &CANCELLED
+    } else {
+        &FULFILLED
+    };
+    if let Some(order) = find_on(tx, id, None).await? {
+        outbox::publish(tx, event.name, event_data(&order, current.user_id)).await?;
+    }
     Ok(Some(()))
 }
