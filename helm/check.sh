@@ -128,6 +128,10 @@ reject_cases=(
   "image.tag|--set existingSecret=s --set image.tag=latest"
   "pullPolicy|--set existingSecret=s --set image.pullPolicy=Sometimes"
   "replicaCuont|--set existingSecret=s --set replicaCuont=3"
+  "config.APP__WORKER__ENABLED|--set existingSecret=s --set-string config.APP__WORKER__ENABLED=false"
+  "worker.replicaCount: podDisruptionBudget.enabled|--set existingSecret=s --set worker.enabled=true --set worker.replicaCount=1"
+  "below worker.replicaCount|--set existingSecret=s --set worker.enabled=true --set replicaCount=3 --set podDisruptionBudget.maxUnavailable=2"
+  "/worker|--set existingSecret=s --set worker.replicaCuont=3"
 )
 reject_failed=0
 for case in "${reject_cases[@]}"; do

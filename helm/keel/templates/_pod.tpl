@@ -1,8 +1,10 @@
 {{/*
 The pod template of the release's long-running Deployments, one definition for the API
 (`keel serve`) and the worker (`keel worker`): the same image, security context, environment,
-Secrets, CA bundle, probes and spread, told apart by the component label, the command and what
-only the API needs. Call with (dict "root" $ "component" "api").
+Secrets, CA bundle, probes and spread, told apart by the component label, the command, the
+resources and what only the API needs: the preStop sleep (no Service routes to the worker, so
+there is no endpoint removal to wait for) and, with worker.enabled, APP__WORKER__ENABLED=false.
+Call with (dict "root" $ "component" "api") or "worker".
 */}}
 {{- define "keel.podTemplate" -}}
 {{- $root := .root }}
@@ -42,6 +44,11 @@ spec:
           protocol: TCP
       env:
         {{- include "keel.env" $root | nindent 8 }}
+        {{- if and $api $root.Values.worker.enabled }}
+        {{- /* The worker Deployment runs background work; only then does the API leave it out. */}}
+        - name: APP__WORKER__ENABLED
+          value: "false"
+        {{- end }}
       envFrom:
         - configMapRef:
             name: {{ include "keel.configMapName" $root }}
@@ -80,7 +87,7 @@ spec:
             seconds: {{ $root.Values.preStopSleepSeconds }}
       {{- end }}
       resources:
-        {{- toYaml $root.Values.resources | nindent 8 }}
+        {{- toYaml (ternary $root.Values.resources $root.Values.worker.resources $api) | nindent 8 }}
       securityContext:
         {{- include "keel.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
