@@ -5,7 +5,8 @@
 #   reject     bad value combinations fail the render with a message naming the value
 #   golden     helm template of every ci/*-values.yaml equals helm/golden/<name>.yaml
 #   structure  CRD objects (ExternalSecret, HTTPRoute): structural check of the fields the chart
-#              sets (not the upstream CRD schema), plus wiring between the rendered objects
+#              sets (not the upstream CRD schema), plus wiring between the rendered objects and
+#              the API/worker Deployments against the values (disjoint selectors, PDBs, policies)
 #   schema     kubernetes-validate --strict against Kubernetes 1.30 and 1.33 (built-in kinds)
 #   checkov    checkov --framework kubernetes on each render; every skip is an annotation
 # Usage: helm/check.sh            run the checks
@@ -128,6 +129,10 @@ reject_cases=(
   "image.tag|--set existingSecret=s --set image.tag=latest"
   "pullPolicy|--set existingSecret=s --set image.pullPolicy=Sometimes"
   "replicaCuont|--set existingSecret=s --set replicaCuont=3"
+  "config.APP__WORKER__ENABLED|--set existingSecret=s --set-string config.APP__WORKER__ENABLED=false"
+  "worker.replicaCount: podDisruptionBudget.enabled|--set existingSecret=s --set worker.enabled=true --set worker.replicaCount=1"
+  "below worker.replicaCount|--set existingSecret=s --set worker.enabled=true --set replicaCount=3 --set podDisruptionBudget.maxUnavailable=2"
+  "/worker|--set existingSecret=s --set worker.replicaCuont=3"
 )
 reject_failed=0
 for case in "${reject_cases[@]}"; do
@@ -205,7 +210,8 @@ fi
 echo "== structural check of CRD objects (chart's own schema, not the upstream CRDs) + wiring"
 structure_failed=()
 for n in "${rendered[@]}"; do
-  if ! "$kv_python" "$here/check_render.py" "$tmp/render/$n/$n.yaml" "$tmp/core/$n.yaml"; then
+  if ! "$kv_python" "$here/check_render.py" "$tmp/render/$n/$n.yaml" "$tmp/core/$n.yaml" \
+    "$chart/values.yaml" "$chart/ci/$n-values.yaml"; then
     structure_failed+=("$n")
   fi
 done

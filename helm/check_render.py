@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks of one rendered release (`helm template` output) that no schema tool does here.
 
-Usage: check_render.py RENDER.yaml CORE_OUT.yaml
+Usage: check_render.py RENDER.yaml CORE_OUT.yaml [VALUES.yaml ...]
 
 1. Splits the stream: the Kubernetes built-in kinds go to CORE_OUT.yaml for kubernetes-validate;
    the CRD kinds (ExternalSecret, HTTPRoute) have no schema in kubernetes-validate.
@@ -16,6 +16,17 @@ Usage: check_render.py RENDER.yaml CORE_OUT.yaml
    database role split: the schema owner's Secret reaches the migration Job only, the Job reads
    every Secret the API reads, and a verify-full URL's sslrootcert is a file every reader
    mounts from a ConfigMap.
+4. Workload check: the API (`keel serve`) and worker (`keel worker`) Deployments. Every selector
+   (Deployment, Service, PDB, HPA target, NetworkPolicy, spread constraint) picks the pods of
+   exactly one workload, so the API's never reach the worker's pods; the API sets
+   APP__WORKER__ENABLED=false exactly when a worker Deployment is rendered; the worker pod is
+   hardened like the API pod (same security contexts, service account and token, Secrets,
+   ConfigMap, volumes and environment) and probes /health/live and /health/ready; each
+   Deployment's grace period exceeds its preStop sleep + the shutdown timeout + 2s.
+   With VALUES (the chart's values.yaml, then the files given to helm -f, merged as helm does):
+   the worker Deployment exists exactly when worker.enabled, each Deployment has its own PDB
+   exactly when podDisruptionBudget.enabled, and each pod its own NetworkPolicy exactly when
+   networkPolicy.enabled.
 
 Prints one line per finding; exits 1 when there is any. Needs PyYAML and jsonschema (both are
 dependencies of kubernetes-validate, so its venv has them).
@@ -437,10 +448,198 @@ def check_wiring(by_kind, problems):
                     problems.append(f"{ref(workload)}: envFrom Secret {secret} is not the ExternalSecret's target {sorted(secrets_made)}")
 
 
+# The app's default of server.shutdown_timeout (app/config/default.toml), as the chart assumes.
+DEFAULT_SHUTDOWN_TIMEOUT = "25s"
+# 2: the app's bound on closing its database pools after the drain (server/lifecycle.rs).
+POOL_CLOSE_SECONDS = 2
+
+
+def coalesce(base, override):
+    """Values files merged the way helm does: maps deep-merged, null removes a key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = coalesce(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_values(paths):
+    values = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            values = coalesce(values, yaml.safe_load(fh) or {})
+    return values
+
+
+def role(deployment):
+    """'api' for `keel serve`, 'worker' for `keel worker`, else the args."""
+    args = pod_spec(deployment)["containers"][0].get("args", [])
+    return {("serve",): "api", ("worker",): "worker"}.get(tuple(args), str(args))
+
+
+def env_of(container):
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def seconds(duration):
+    """Whole seconds of "<n>s" / "<n>m" (the forms the chart checks), else None."""
+    match = re.fullmatch(r"([0-9]+)([sm])", duration or "")
+    if not match:
+        return None
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def pod_workloads(by_kind):
+    return [d for kind in ("Deployment", "Job", "Pod") for d in by_kind.get(kind, [])]
+
+
+def selected(selector, by_kind):
+    return [w for w in pod_workloads(by_kind) if matches(selector, pod_labels(w))]
+
+
+def check_workloads(by_kind, values, problems):
+    deployments = by_kind.get("Deployment", [])
+    roles = {}
+    for deployment in deployments:
+        roles.setdefault(role(deployment), []).append(deployment)
+    for name, found in roles.items():
+        if name not in ("api", "worker"):
+            problems.append(f"{[ref(d) for d in found]}: a Deployment runs neither `keel serve` nor `keel worker` ({name})")
+        elif len(found) > 1:
+            problems.append(f"{[ref(d) for d in found]}: more than one {name} Deployment")
+    api = roles.get("api", [None])[0]
+    worker = roles.get("worker", [None])[0]
+    if api is None:
+        problems.append("no API Deployment (`keel serve`) rendered")
+        return
+
+    # Disjoint selectors: each picks the pods of exactly the one workload it is meant for.
+    for deployment in deployments:
+        own = [ref(deployment)]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        picked = [ref(w) for w in selected(selector, by_kind)]
+        if picked != own:
+            problems.append(f"{ref(deployment)}: selector must match only its own pods, matches {picked}")
+        for constraint in pod_spec(deployment).get("topologySpreadConstraints", []):
+            labels = constraint.get("labelSelector", {}).get("matchLabels", {})
+            picked = [ref(w) for w in selected(labels, by_kind)]
+            if picked != own:
+                problems.append(f"{ref(deployment)}: spread over {constraint['topologyKey']} counts {picked}, not only its own pods")
+    for service in by_kind.get("Service", []):
+        picked = [ref(w) for w in selected(service["spec"].get("selector", {}), by_kind)]
+        if picked != [ref(api)]:
+            problems.append(f"{ref(service)}: must select only the API pods, selects {picked}")
+    for hpa in by_kind.get("HorizontalPodAutoscaler", []):
+        if hpa["spec"]["scaleTargetRef"]["name"] != api["metadata"]["name"]:
+            problems.append(f"{ref(hpa)}: scales {hpa['spec']['scaleTargetRef']['name']}, not the API Deployment")
+    budgets = {}
+    for pdb in by_kind.get("PodDisruptionBudget", []):
+        picked = selected(pdb["spec"]["selector"]["matchLabels"], by_kind)
+        if len(picked) != 1 or picked[0]["kind"] != "Deployment":
+            problems.append(f"{ref(pdb)}: must select the pods of one Deployment, selects {[ref(w) for w in picked]}")
+        for workload in picked:
+            budgets.setdefault(ref(workload), []).append(ref(pdb))
+    policies = {}
+    for policy in by_kind.get("NetworkPolicy", []):
+        picked = selected(policy["spec"]["podSelector"].get("matchLabels", {}), by_kind)
+        if len(picked) > 1:
+            problems.append(f"{ref(policy)}: selects the pods of several workloads {[ref(w) for w in picked]}; each has its own rules")
+        for workload in picked:
+            policies.setdefault(ref(workload), []).append(ref(policy))
+
+    # The API leaves background work out exactly when the worker Deployment runs it.
+    if "APP__WORKER__ENABLED" in {k for c in by_kind.get("ConfigMap", []) for k in c.get("data", {})}:
+        problems.append("ConfigMap: sets APP__WORKER__ENABLED, which would reach the API and worker pods alike")
+    api_env = env_of(pod_spec(api)["containers"][0])
+    flag = api_env.get("APP__WORKER__ENABLED")
+    if worker is not None and flag != "false":
+        problems.append(f"{ref(api)}: a worker Deployment runs background work, so the API needs APP__WORKER__ENABLED=false (has {flag!r})")
+    if worker is None and flag is not None:
+        problems.append(f"{ref(api)}: sets APP__WORKER__ENABLED={flag!r} but no worker Deployment runs the work")
+
+    if worker is not None:
+        check_worker_like_api(api, worker, problems)
+
+    # Each Deployment's grace period outlasts its preStop sleep, the app's drain (or the job in
+    # hand) within the shutdown timeout, and the close of its pools.
+    configured = {k: v for c in by_kind.get("ConfigMap", []) for k, v in c.get("data", {}).items()}
+    for deployment in deployments:
+        spec = pod_spec(deployment)
+        container = spec["containers"][0]
+        # A container's own env wins over its envFrom ConfigMap, as in Kubernetes.
+        raw = env_of(container).get("APP__SERVER__SHUTDOWN_TIMEOUT")
+        if raw is None:
+            raw = configured.get("APP__SERVER__SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT)
+        shutdown = seconds(raw)
+        if shutdown is None:
+            continue
+        sleep = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+        if grace <= sleep + shutdown + POOL_CLOSE_SECONDS:
+            problems.append(f"{ref(deployment)}: terminationGracePeriodSeconds {grace} must exceed preStop {sleep}s + shutdown timeout {shutdown}s + {POOL_CLOSE_SECONDS}s")
+
+    if values is None:
+        return
+    wanted = bool(values.get("worker", {}).get("enabled"))
+    if wanted != (worker is not None):
+        problems.append(f"worker.enabled is {str(wanted).lower()}, but the render has {'a' if worker is not None else 'no'} worker Deployment")
+    pdb_wanted = bool(values.get("podDisruptionBudget", {}).get("enabled"))
+    for deployment in deployments:
+        have = budgets.get(ref(deployment), [])
+        if pdb_wanted and len(have) != 1:
+            problems.append(f"{ref(deployment)}: podDisruptionBudget.enabled, so it needs exactly one PDB, has {have}")
+        if not pdb_wanted and have:
+            problems.append(f"{ref(deployment)}: podDisruptionBudget.enabled is false, yet {have} select it")
+    np_wanted = bool(values.get("networkPolicy", {}).get("enabled"))
+    for workload in pod_workloads(by_kind):
+        have = policies.get(ref(workload), [])
+        if np_wanted and len(have) != 1:
+            problems.append(f"{ref(workload)}: networkPolicy.enabled, so it needs exactly one NetworkPolicy, has {have}")
+        if not np_wanted and have:
+            problems.append(f"{ref(workload)}: networkPolicy.enabled is false, yet {have} select it")
+
+
+def check_worker_like_api(api, worker, problems):
+    """The worker pod is the API pod with another command: hardened and wired the same."""
+    a, w = pod_spec(api), pod_spec(worker)
+    ac, wc = a["containers"][0], w["containers"][0]
+    pod_fields = (
+        "securityContext",
+        "serviceAccountName",
+        "automountServiceAccountToken",
+        "volumes",
+        "imagePullSecrets",
+        "terminationGracePeriodSeconds",
+    )
+    for field in pod_fields:
+        if a.get(field) != w.get(field):
+            problems.append(f"{ref(worker)}: pod {field} differs from the API's: {w.get(field)!r} vs {a.get(field)!r}")
+    for field in ("image", "imagePullPolicy", "securityContext", "envFrom", "volumeMounts"):
+        if ac.get(field) != wc.get(field):
+            problems.append(f"{ref(worker)}: container {field} differs from the API's: {wc.get(field)!r} vs {ac.get(field)!r}")
+    api_env = {k: v for k, v in env_of(ac).items() if k != "APP__WORKER__ENABLED"}
+    if env_of(wc) != api_env:
+        problems.append(f"{ref(worker)}: env differs from the API's (besides APP__WORKER__ENABLED)")
+    if w.get("automountServiceAccountToken") is not False and a.get("automountServiceAccountToken") is False:
+        problems.append(f"{ref(worker)}: mounts a service account token, which the API does not")
+    ports = {p["name"]: p["containerPort"] for p in wc.get("ports", [])}
+    for probe, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")):
+        get = wc.get(probe, {}).get("httpGet", {})
+        if get.get("path") != path or get.get("port") not in (*ports, *ports.values()):
+            problems.append(f"{ref(worker)}: {probe} must GET {path} on a container port, has {get}")
+    if "resources" not in wc:
+        problems.append(f"{ref(worker)}: the worker container has no resources")
+
+
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
     render, core_out = sys.argv[1], sys.argv[2]
+    values = load_values(sys.argv[3:]) if len(sys.argv) > 3 else None
     with open(render, encoding="utf-8") as fh:
         docs = [d for d in yaml.safe_load_all(fh) if d]
 
@@ -460,6 +659,7 @@ def main():
         for route in by_kind.get("HTTPRoute", []):
             check_http_route(route, services, problems)
         check_wiring(by_kind, problems)
+        check_workloads(by_kind, values, problems)
 
     with open(core_out, "w", encoding="utf-8") as fh:
         yaml.safe_dump_all(core, fh, sort_keys=False)

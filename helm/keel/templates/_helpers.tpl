@@ -38,12 +38,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-Selector of the API pods only. The component label keeps the migration Job's and the test's
-pods out of the Service endpoints, the PodDisruptionBudget and the spread constraints.
+Selector of the API pods only. The component label keeps the worker's, the migration Job's and
+the test's pods out of the Service endpoints, the PodDisruptionBudget, the NetworkPolicy and the
+spread constraints.
 */}}
 {{- define "keel.apiSelectorLabels" -}}
 {{ include "keel.selectorLabels" . }}
 app.kubernetes.io/component: api
+{{- end }}
+
+{{/* Selector of the worker pods (`keel worker`) only; disjoint from the API's by the component. */}}
+{{- define "keel.workerSelectorLabels" -}}
+{{ include "keel.selectorLabels" . }}
+app.kubernetes.io/component: worker
 {{- end }}
 
 {{- define "keel.serviceAccountName" -}}
@@ -88,7 +95,7 @@ from; empty when migrations run over APP__DATABASE__URL (one role, no grants).
 {{- end }}
 
 {{/*
-Pod-level security context shared by the API, the migration Job and the test pod. uid/gid 65532
+Pod-level security context shared by the API, the worker, the migration Job and the test pod. uid/gid 65532
 is the distroless "nonroot" user the image runs as.
 */}}
 {{- define "keel.podSecurityContext" -}}
@@ -112,8 +119,8 @@ capabilities:
 {{- end }}
 
 {{/*
-Environment every keel process of the release gets (API and migrations). The config map's
-settings come separately: envFrom a ConfigMap for the API, inline for the hook Job.
+Environment every keel process of the release gets (API, worker and migrations). The config
+map's settings come separately: envFrom a ConfigMap for the Deployments, inline for the hook Job.
 */}}
 {{- define "keel.env" -}}
 - name: APP_ENV
@@ -214,7 +221,7 @@ sslmode=require
       port: 53
 {{- end }}
 
-{{/* Egress rules shared by the API's and the migration Job's NetworkPolicies. */}}
+{{/* Egress rules shared by the API's, the worker's and the migration Job's NetworkPolicies. */}}
 {{- define "keel.networkPolicyEgress" -}}
 {{ include "keel.networkPolicyDnsEgress" . }}
 - to:
@@ -272,7 +279,7 @@ checkov.io/skip{{ index . 1 }}: CKV2_K8S_6=networkPolicy.enabled is false in thi
 {{- end }}
 {{- end }}
 
-{{/* Pod-spec fields every pod of the release shares (API, migration Job, test). */}}
+{{/* Pod-spec fields every pod of the release shares (API, worker, migration Job, test). */}}
 {{- define "keel.imagePullSecrets" -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:

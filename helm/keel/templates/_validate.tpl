@@ -45,6 +45,9 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- if has $key (list "APP_ENV" "APP__SERVER__HOST" "APP__SERVER__PORT" "OTEL_RESOURCE_ATTRIBUTES") }}
 {{- fail (printf "config.%s: set by the chart (the probes, Service and telemetry depend on it); remove it from config" $key) }}
 {{- end }}
+{{- if eq $key "APP__WORKER__ENABLED" }}
+{{- fail "config.APP__WORKER__ENABLED: use worker.enabled, which sets it to false on the API exactly when the worker Deployment runs the background work; in config it would reach every pod and could stop the work altogether" }}
+{{- end }}
 {{- if eq $key "APP__TELEMETRY__OTLP_ENDPOINT" }}
 {{- fail "config.APP__TELEMETRY__OTLP_ENDPOINT: use otel.endpoint, which also opens the NetworkPolicy egress to the collector" }}
 {{- end }}
@@ -60,7 +63,11 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 
 {{- $shutdown := include "keel.shutdownTimeoutSeconds" . }}
 {{- if $shutdown }}
-{{- /* 2: the app's bound on closing its database pools after the drain (server/lifecycle.rs) */}}
+{{- /*
+2: the app's bound on closing its database pools after the drain (server/lifecycle.rs). The
+worker pods share this grace period without the preStop sleep, so the rule covers them too:
+the job in hand gets the shutdown timeout, then the pools their 2s.
+*/}}
 {{- if le (int $v.terminationGracePeriodSeconds) (add (int $v.preStopSleepSeconds) (atoi $shutdown) 2) }}
 {{- fail (printf "terminationGracePeriodSeconds: %d must exceed preStopSleepSeconds (%d) plus the app's shutdown timeout (%ss) plus 2s to close its database connections, or in-flight requests are cut off" (int $v.terminationGracePeriodSeconds) (int $v.preStopSleepSeconds) $shutdown) }}
 {{- end }}
@@ -89,6 +96,16 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- end }}
 {{- if ge (int $v.podDisruptionBudget.maxUnavailable) $replicas }}
 {{- fail (printf "podDisruptionBudget.maxUnavailable (%d) must be below the replica count (%d), or a drain may take every pod at once" (int $v.podDisruptionBudget.maxUnavailable) $replicas) }}
+{{- end }}
+{{- if $v.worker.enabled }}
+{{- /* The worker's own budget follows the same rules over its replicas. */}}
+{{- $workers := int $v.worker.replicaCount }}
+{{- if lt $workers 2 }}
+{{- fail (printf "worker.replicaCount: podDisruptionBudget.enabled needs at least 2 worker replicas (worker.replicaCount is %d); a budget over one pod either blocks node drains or protects nothing" $workers) }}
+{{- end }}
+{{- if ge (int $v.podDisruptionBudget.maxUnavailable) $workers }}
+{{- fail (printf "podDisruptionBudget.maxUnavailable (%d) must be below worker.replicaCount (%d), or a drain may take every worker at once" (int $v.podDisruptionBudget.maxUnavailable) $workers) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
