@@ -64,7 +64,8 @@ APP_PASSWORD="app-$RANDOM-$RANDOM"
 HARDENED=(--read-only --cap-drop ALL --security-opt no-new-privileges --network "$NET"
 	-e "APP__DATABASE__URL=postgres://keel_app:$APP_PASSWORD@postgres:5432/keel"
 	-e "APP__DATABASE__REQUIRE_VERIFIED_TLS=false"
-	-e "APP__AUTH__SIGNING_KEY=$(cat "$TMP/signing.pem")")
+	-e "APP__AUTH__SIGNING_KEY=$(cat "$TMP/signing.pem")"
+	-e "APP__WEBHOOKS__ENCRYPTION_KEYS__K1=$(openssl rand -base64 32)")
 
 step "migrate (one-off container, as the schema owner)"
 docker run --rm "${HARDENED[@]}" -e "APP__DATABASE__MIGRATION_URL=postgres://keel:$PG_PASSWORD@postgres:5432/keel" \

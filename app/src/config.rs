@@ -1004,6 +1004,9 @@ impl fmt::Display for Environment {
 mod tests {
     use super::*;
 
+    /// 32 bytes, base64: a webhook encryption key production accepts.
+    const TEST_WEBHOOK_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
     fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         // An empty config dir keeps these tests independent of the files in app/config.
         let mut all = vec![("APP_CONFIG_DIR".to_owned(), "/nonexistent".to_owned())];
@@ -1146,6 +1149,7 @@ mod tests {
         let production = [
             ("APP_ENV", "production"),
             ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+            ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
         ];
         for (key, url) in [
             (
@@ -1191,10 +1195,68 @@ mod tests {
     }
 
     #[test]
+    fn webhook_settings_name_the_key_that_is_wrong() {
+        let production = [
+            ("APP_ENV", "production"),
+            ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
+            ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+        ];
+        let message = error_for(&production);
+        assert!(
+            message.starts_with("APP__WEBHOOKS__ENCRYPTION_KEYS"),
+            "{message}"
+        );
+        for (vars, key, says) in [
+            (
+                vec![("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", "c2hvcnQ=")],
+                "APP__WEBHOOKS__ENCRYPTION_KEYS__K1",
+                "32 bytes",
+            ),
+            (
+                vec![
+                    ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
+                    ("APP__WEBHOOKS__ACTIVE_KEY", "k2"),
+                ],
+                "APP__WEBHOOKS__ACTIVE_KEY",
+                "k1",
+            ),
+            (
+                vec![
+                    ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
+                    ("APP__WEBHOOKS__ALLOWED_NETWORKS", "10.0.0.0/33"),
+                ],
+                "APP__WEBHOOKS__ALLOWED_NETWORKS",
+                "CIDR",
+            ),
+            (
+                vec![
+                    ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
+                    ("APP__WEBHOOKS__REQUIRE_HTTPS", "false"),
+                ],
+                "APP__WEBHOOKS__REQUIRE_HTTPS",
+                "production",
+            ),
+            (
+                vec![
+                    ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
+                    ("APP__EMAIL__FROM", "not a mailbox"),
+                ],
+                "APP__EMAIL__FROM",
+                "mailbox",
+            ),
+        ] {
+            let message = error_for(&[production.as_slice(), &vars].concat());
+            assert!(message.starts_with(key), "{key}: {message}");
+            assert!(message.contains(says), "{key}: {message}");
+        }
+    }
+
+    #[test]
     fn production_refuses_to_run_without_a_signing_key() {
         let message = error_for(&[
             ("APP_ENV", "production"),
             ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
+            ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
         ]);
         assert!(message.starts_with("APP__AUTH__SIGNING_KEY"), "{message}");
 
@@ -1202,6 +1264,7 @@ mod tests {
             ("APP_ENV", "production"),
             ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
             ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+            ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
         ])
         .expect("explicit URL and key are accepted");
         assert_eq!(settings.environment, Environment::Production);
@@ -1214,6 +1277,7 @@ mod tests {
             ("APP_ENV", "production"),
             ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
             ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+            ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
         ])
         .expect("production settings load without any config file");
         assert_eq!(settings.server.host, "0.0.0.0");
@@ -1233,6 +1297,7 @@ mod tests {
                 ("APP_ENV", "production"),
                 ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
                 ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+                ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
@@ -1251,6 +1316,7 @@ mod tests {
             ("APP_ENV", "production"),
             ("APP__DATABASE__URL", PRODUCTION_DATABASE_URL),
             ("APP__AUTH__SIGNING_KEY_FILE", "/etc/keel/signing.pem"),
+            ("APP__WEBHOOKS__ENCRYPTION_KEYS__K1", TEST_WEBHOOK_KEY),
         ];
         for (key, weak) in [
             ("APP__AUTH__ARGON2__MEMORY_KIB", "8"),

@@ -88,19 +88,25 @@ impl Keel {
             .env("APP__SERVER__PORT", port.to_string())
             .spawn(Stdio::piped(), false)
             .expect("start keel");
-        let base = format!("http://127.0.0.1:{port}");
+        // Drained from the first byte: a chatty start (trace logs) would otherwise fill the
+        // pipe and block the server before it ever answers.
+        let process = KeelProcess::drained(child, format!("http://127.0.0.1:{port}"));
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         while client
-            .get(format!("{base}/health/live"))
+            .get(format!("{}/health/live", process.base))
             .send()
             .await
             .is_err()
         {
-            assert!(Instant::now() < deadline, "keel never answered on {base}");
+            assert!(
+                Instant::now() < deadline,
+                "keel never answered on {}",
+                process.base
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        KeelProcess::drained(child, base)
+        process
     }
 
     fn spawn(self, output: Stdio, piped_stdin: bool) -> std::io::Result<Child> {

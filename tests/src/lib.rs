@@ -21,6 +21,7 @@ mod binary;
 pub mod catalog;
 pub mod orders;
 mod postgres;
+pub mod receiver;
 pub mod reports;
 
 pub use app::{

@@ -65,7 +65,8 @@ pub fn kinds() -> impl Iterator<Item = &'static TaskKind> {
 }
 
 /// Enqueues a task of `kind` on `conn` — pass the transaction making the change, so the task
-/// exists exactly when the change does. `after` delays it.
+/// exists exactly when the change does. `after` delays it, to the next whole second (the
+/// queue's granularity); a delayed task is picked up by polling (`worker.poll_interval`).
 pub async fn enqueue(
     conn: &mut PgConnection,
     kind: &str,
@@ -79,7 +80,12 @@ pub async fn enqueue(
     let bytes = serde_json::to_vec(&envelope).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let mut task = TaskBuilder::new(bytes).max_attempts(MAX_ATTEMPTS);
     if let Some(after) = after {
-        task = task.run_after(after);
+        // apalis stores whole seconds and would floor the due time, running a task up to a
+        // second early; rounding up keeps "not before" true (a Retry-After, say).
+        let due = (std::time::SystemTime::now() + after)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        task = task.run_at_timestamp(due.as_secs() + u64::from(due.subsec_nanos() > 0));
     }
     apalis_postgres::queries::push_tasks(conn, QUEUE, vec![task.build()])
         .await

@@ -16,3 +16,4 @@ mod problems;
 mod reports;
 mod resilience;
 mod telemetry;
+mod webhooks;

@@ -8,10 +8,16 @@ use uuid::Uuid;
 pub struct NewSubscription {
     /// Where events are POSTed. `https` in production; addresses inside private networks are
     /// refused unless configured (`webhooks.allowed_networks`).
-    #[oai(validator(min_length = 1, max_length = 2048))]
+    #[oai(validator(min_length = 1, max_length = 2048, pattern = r"^[\x21-\x7E]+$"))]
     pub url: String,
     /// Event types to receive (see the event catalogue in the README).
-    #[oai(validator(min_items = 1, max_items = 50, unique_items))]
+    #[oai(validator(
+        min_items = 1,
+        max_items = 50,
+        unique_items,
+        max_length = 100,
+        pattern = r"^[a-z_]+(\.[a-z_]+)+$"
+    ))]
     pub events: Vec<String>,
 }
 

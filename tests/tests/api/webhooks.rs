@@ -1,0 +1,508 @@
+//! Webhooks end to end: events committed with their change, delivered by the worker to a real
+//! HTTP receiver on loopback, signed per Standard Webhooks (verified with the independent
+//! `standardwebhooks` crate), retried, recorded, and refused where they must not go.
+
+use std::{collections::HashMap, time::Duration};
+
+use keel_tests::{
+    Keel, Session, TestApp, TestPostgres, assert_json, assert_problem,
+    catalog::NewProduct,
+    receiver::{Received, Receiver},
+    spawn_app_on, spawn_app_with,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Retries quickly: the schedule in test.toml, shortened further.
+const FAST_RETRIES: (&str, &str) = ("APP__WEBHOOKS__RETRY_SCHEDULE", "300ms,300ms");
+
+async fn subscribe(app: &TestApp, admin: &Session, url: &str, events: &[&str]) -> Value {
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&admin.access_token),
+            &json!({ "url": url, "events": events }),
+        )
+        .await;
+    assert_json(response, 201).await
+}
+
+/// An admin, a product with plenty of stock, and a buyer.
+async fn shop(app: &TestApp) -> (Session, String, Session) {
+    let admin = app.auth().admin().await;
+    let product = app
+        .catalog()
+        .create(
+            &admin.access_token,
+            &NewProduct::new("HOOK-1").priced(1250).with_stock(10_000),
+        )
+        .await;
+    let buyer = app
+        .auth()
+        .register_and_login("buyer@example.com", "buyer test passphrase")
+        .await;
+    (admin, product.id, buyer)
+}
+
+async fn deliveries(app: &TestApp, admin: &Session, subscription: &str) -> Vec<Value> {
+    let page = assert_json(
+        app.send_as(
+            Method::GET,
+            &format!("/api/v1/webhooks/{subscription}/deliveries"),
+            &admin.access_token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    page["items"].as_array().expect("items").clone()
+}
+
+/// Waits until the subscription's newest attempt shows its delivery in `status`.
+async fn wait_for_status(
+    app: &TestApp,
+    admin: &Session,
+    subscription: &str,
+    status: &str,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempts = deliveries(app, admin, subscription).await;
+        if attempts
+            .first()
+            .is_some_and(|a| a["delivery_status"] == status)
+        {
+            return attempts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery became {status}: {attempts:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn verify(secret: &str, request: &Received) {
+    standardwebhooks::Webhook::new(secret)
+        .expect("the secret is a Standard Webhooks secret")
+        .verify(&request.body, &request.headers)
+        .expect("the signature verifies with the secret shown at creation");
+}
+
+#[tokio::test]
+async fn placing_an_order_delivers_a_signed_order_placed_event() {
+    let app = spawn_app_with(&[]).await;
+    let receiver = Receiver::start().await;
+    let (admin, product, buyer) = shop(&app).await;
+    let created = subscribe(
+        &app,
+        &admin,
+        &receiver.url("/hooks/keel"),
+        &["order.placed"],
+    )
+    .await;
+    let secret = created["secret"].as_str().expect("the secret, shown once");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let subscription = created["id"].as_str().expect("id");
+
+    let order = app
+        .orders()
+        .place(&buyer.access_token, &[(&product, 2)])
+        .await;
+
+    let received = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let request = &received[0];
+    verify(secret, request);
+    assert_eq!(request.path, "/hooks/keel");
+    let body = request.json();
+    assert_eq!(body["type"], "order.placed");
+    assert_eq!(body["data"]["id"], order.id.as_str());
+    assert_eq!(body["data"]["total_cents"], 2500);
+    assert!(
+        body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+
+    let attempts = wait_for_status(&app, &admin, subscription, "delivered").await;
+    assert_eq!(attempts.len(), 1, "{attempts:#?}");
+    assert_eq!(attempts[0]["status_code"], 200);
+    assert_eq!(attempts[0]["attempt"], 1);
+    assert_eq!(attempts[0]["event_type"], "order.placed");
+    assert_eq!(attempts[0]["event_id"], request.header("webhook-id"));
+
+    // The secret is never shown again.
+    let listed = assert_json(
+        app.send_as(Method::GET, "/api/v1/webhooks", &admin.access_token)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["id"], subscription);
+    assert!(!listed.to_string().contains("whsec_"), "{listed}");
+    // Only subscribed types arrive: a cancellation is not one of them.
+    let cancelled = app.orders().cancel(&buyer.access_token, &order.id).await;
+    assert_eq!(cancelled.status(), 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+/// With tracing on (here an SDK tracer in the test process, which the in-process server
+/// shares), each attempt is a CLIENT span whose context travels in `traceparent`.
+#[tokio::test]
+async fn deliveries_carry_traceparent() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::set_global_default(subscriber).expect("the test's subscriber");
+
+    let app = spawn_app_with(&[]).await;
+    let receiver = Receiver::start().await;
+    let (admin, product, buyer) = shop(&app).await;
+    subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
+    app.orders()
+        .place(&buyer.access_token, &[(&product, 1)])
+        .await;
+
+    let received = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let traceparent = received[0].header("traceparent");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(parts[0], "00");
+    assert_ne!(parts[1], "0".repeat(32), "a real trace id: {traceparent}");
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_event_again_with_the_same_id_until_it_answers() {
+    let app = spawn_app_with(&[FAST_RETRIES]).await;
+    let receiver = Receiver::scripted_with(&[(500, None), (503, Some("1")), (200, None)]).await;
+    let (admin, product, buyer) = shop(&app).await;
+    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
+    let subscription = created["id"].as_str().expect("id");
+
+    app.orders()
+        .place(&buyer.access_token, &[(&product, 1)])
+        .await;
+
+    let received = receiver.wait_for(3, Duration::from_secs(20)).await;
+    let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one event, one id: {ids:?}"
+    );
+    for request in &received {
+        verify(created["secret"].as_str().expect("secret"), request);
+    }
+    let attempts = wait_for_status(&app, &admin, subscription, "delivered").await;
+    let statuses: Vec<&Value> = attempts.iter().map(|a| &a["status_code"]).collect();
+    assert_eq!(
+        statuses,
+        [&json!(200), &json!(503), &json!(500)],
+        "{attempts:#?}"
+    );
+    assert_eq!(attempts[2]["attempt"], 1);
+    assert_eq!(attempts[0]["attempt"], 3);
+    // Retry-After: 1 was honoured: the third attempt came at least a second after the second.
+    let at = |a: &Value| {
+        time::OffsetDateTime::parse(
+            a["attempted_at"].as_str().expect("attempted_at"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("an RFC 3339 time")
+    };
+    // (attempted_at is when the attempt started; the 503 came back a moment after it.)
+    assert!(
+        at(&attempts[0]) - at(&attempts[1]) >= time::Duration::milliseconds(900),
+        "{attempts:#?}"
+    );
+    assert_eq!(receiver.received().len(), 3, "nothing after the 200");
+}
+
+#[tokio::test]
+async fn a_receiver_that_always_fails_leaves_a_dead_delivery_in_the_api() {
+    let app = spawn_app_with(&[FAST_RETRIES]).await;
+    let receiver = Receiver::scripted(&[500]).await;
+    let (admin, product, buyer) = shop(&app).await;
+    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
+    let subscription = created["id"].as_str().expect("id");
+
+    app.orders()
+        .place(&buyer.access_token, &[(&product, 1)])
+        .await;
+
+    // Two retries configured: three attempts, then dead.
+    let attempts = wait_for_status(&app, &admin, subscription, "dead").await;
+    assert_eq!(attempts.len(), 3, "{attempts:#?}");
+    assert!(attempts.iter().all(|a| a["status_code"] == 500));
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{attempts:#?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 3, "no attempt after the last");
+    // The subscription stays enabled: the next event is tried afresh.
+    let listed = assert_json(
+        app.send_as(Method::GET, "/api/v1/webhooks", &admin.access_token)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["enabled"], true);
+}
+
+#[tokio::test]
+async fn gone_disables_the_subscription() {
+    let app = spawn_app_with(&[FAST_RETRIES]).await;
+    let receiver = Receiver::scripted(&[410]).await;
+    let (admin, product, buyer) = shop(&app).await;
+    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
+    let subscription = created["id"].as_str().expect("id");
+
+    app.orders()
+        .place(&buyer.access_token, &[(&product, 1)])
+        .await;
+    let attempts = wait_for_status(&app, &admin, subscription, "dead").await;
+    assert_eq!(attempts.len(), 1, "410 is final: {attempts:#?}");
+
+    let listed = assert_json(
+        app.send_as(Method::GET, "/api/v1/webhooks", &admin.access_token)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["enabled"], false);
+    assert!(
+        listed["items"][0]["disabled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("410")),
+        "{listed}"
+    );
+    app.orders()
+        .place(&buyer.access_token, &[(&product, 1)])
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "nothing more to a gone receiver"
+    );
+}
+
+#[tokio::test]
+async fn internal_addresses_are_refused_without_the_allowlist() {
+    let app = spawn_app_with(&[("APP__WEBHOOKS__ALLOWED_NETWORKS", "")]).await;
+    let admin = app.auth().admin().await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::1]:9/",
+        // A name, not an address: what it resolves to decides.
+        "http://localhost:9/hook",
+    ] {
+        let response = app
+            .send_json(
+                Method::POST,
+                "/api/v1/webhooks",
+                Some(&admin.access_token),
+                &json!({ "url": url, "events": ["order.placed"] }),
+            )
+            .await;
+        let problem = assert_problem(response, 422).await;
+        let error = &problem["errors"][0];
+        assert_eq!(error["field"], "/url", "{url}: {problem}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not allowed")),
+            "{url}: {problem}"
+        );
+    }
+    let nothing: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_subscriptions")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(nothing, 0);
+}
+
+#[tokio::test]
+async fn subscriptions_are_validated_and_for_admins_only() {
+    let app = spawn_app_with(&[("APP__WEBHOOKS__REQUIRE_HTTPS", "true")]).await;
+    let admin = app.auth().admin().await;
+    let member = app
+        .auth()
+        .register_and_login("member@example.com", "member test passphrase")
+        .await;
+    let body = json!({ "url": "https://127.0.0.1:9/", "events": ["order.placed"] });
+    let forbidden = app
+        .send_json(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&member.access_token),
+            &body,
+        )
+        .await;
+    assert_problem(forbidden, 403).await;
+
+    let cases = [
+        (
+            json!({ "url": "http://127.0.0.1:9/", "events": ["order.placed"] }),
+            "/url",
+            "https",
+        ),
+        (
+            json!({ "url": "ftp://example.com/", "events": ["order.placed"] }),
+            "/url",
+            "http",
+        ),
+        (
+            json!({ "url": "https://u:p@127.0.0.1/", "events": ["order.placed"] }),
+            "/url",
+            "password",
+        ),
+        (
+            json!({ "url": "https://127.0.0.1:9/", "events": ["order.shipped"] }),
+            "/events/0",
+            "order.placed",
+        ),
+    ];
+    for (body, field, says) in cases {
+        let response = app
+            .send_json(
+                Method::POST,
+                "/api/v1/webhooks",
+                Some(&admin.access_token),
+                &body,
+            )
+            .await;
+        let problem = assert_problem(response, 422).await;
+        let errors = problem["errors"].as_array().expect("errors");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e["field"] == field
+                    && e["message"].as_str().is_some_and(|m| m.contains(says))),
+            "{body}: {problem}"
+        );
+    }
+    let unknown = app
+        .send_as(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{}", uuid::Uuid::now_v7()),
+            &admin.access_token,
+        )
+        .await;
+    assert_problem(unknown, 404).await;
+}
+
+#[tokio::test]
+async fn the_secret_is_not_readable_from_the_database_row() {
+    let app = spawn_app_with(&[]).await;
+    let receiver = Receiver::start().await;
+    let admin = app.auth().admin().await;
+    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
+    let secret = created["secret"].as_str().expect("secret");
+    let key = base64_decode(secret.trim_start_matches("whsec_"));
+
+    let row: Value = sqlx::query_scalar(
+        "SELECT row_to_json(s)::jsonb FROM webhook_subscriptions s WHERE id = $1::uuid",
+    )
+    .bind(created["id"].as_str())
+    .fetch_one(&app.db)
+    .await
+    .expect("the row");
+    assert!(
+        !row.to_string()
+            .contains(secret.trim_start_matches("whsec_")),
+        "{row}"
+    );
+    let ciphertext: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_ciphertext FROM webhook_subscriptions")
+            .fetch_one(&app.db)
+            .await
+            .expect("ciphertext");
+    assert!(!ciphertext.windows(key.len()).any(|w| w == key.as_slice()));
+    assert!(
+        ciphertext.len() >= key.len() + 12 + 16,
+        "nonce and tag kept with it"
+    );
+
+    // Deleting the subscription removes it.
+    let deleted = app
+        .send_as(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{}", created["id"].as_str().expect("id")),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+/// 200 events, two `keel worker` processes, one stopped (SIGTERM) half-way: every event is
+/// delivered exactly once — a graceful stop finishes what it holds and hands back the rest.
+#[tokio::test]
+async fn two_workers_deliver_every_event_once_and_a_stopped_one_loses_nothing() {
+    const EVENTS: usize = 200;
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let migrated = Keel::command(["migrate"])
+        .test_environment(&database_url)
+        .run();
+    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+    let app = spawn_app_on(
+        postgres,
+        database_url.clone(),
+        &[("APP__WORKER__ENABLED", "false")],
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    let (admin, product, buyer) = shop(&app).await;
+    subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
+    for _ in 0..EVENTS {
+        app.orders()
+            .place(&buyer.access_token, &[(&product, 1)])
+            .await;
+    }
+
+    let start_worker = || {
+        Keel::command(["worker"])
+            .test_environment(&database_url)
+            .env("APP__DATABASE__MIGRATE_ON_START", "false")
+            .env("APP__WORKER__CONCURRENCY", "4")
+            .start()
+    };
+    let (first, second) = tokio::join!(start_worker(), start_worker());
+    receiver.wait_for(EVENTS / 4, Duration::from_secs(60)).await;
+    first.sigterm();
+    let stopped = first.wait().await;
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+
+    receiver.wait_for(EVENTS, Duration::from_secs(60)).await;
+    // A moment for any duplicate to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for request in receiver.received() {
+        *per_id
+            .entry(request.header("webhook-id").to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_id.len(), EVENTS, "every event delivered");
+    let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    second.sigterm();
+    assert_eq!(second.wait().await.code, Some(0));
+}
