@@ -239,3 +239,15 @@ fn keel_bin() -> PathBuf {
     );
     bin
 }
+
+/// A fresh database migrated by `keel migrate`, for tests that arrange rows before any
+/// worker starts (or start several processes that must not migrate at once).
+pub async fn migrated_database() -> (crate::TestPostgres, String) {
+    let postgres = crate::TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let migrated = Keel::command(["migrate"])
+        .test_environment(&database_url)
+        .run();
+    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+    (postgres, database_url)
+}

@@ -29,5 +29,5 @@ pub use app::{
     spawn_app_on, spawn_app_with, test_environment,
 };
 pub use auth::{Session, TestKey};
-pub use binary::{Keel, KeelOutput, KeelProcess};
+pub use binary::{Keel, KeelOutput, KeelProcess, migrated_database};
 pub use postgres::{ReadinessBlocker, TableLock, TestPostgres};

@@ -15,7 +15,8 @@
 use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::{
-    BackendExt as _, BoxDynError, Strategy, TaskBuilder, WorkerBuilder, WorkerBuilderExt as _,
+    BackendExt as _, BoxDynError, PollSnapshot, PollStrategy, TaskBuilder, WorkerBuilder,
+    WorkerBuilderExt as _,
 };
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use futures_util::{FutureExt as _, future::BoxFuture};
@@ -117,7 +118,7 @@ pub async fn run(context: TaskContext, stop: CancellationToken) {
     let backend = PostgresStorage::<Envelope>::new(&context.db)
         .with_config(config)
         .with_pubsub()
-        .poll_with_strategy(Strategy::new().interval(worker.poll_interval));
+        .poll_with_strategy(Every::new(worker.poll_interval));
     let name = format!("keel-{}", uuid::Uuid::now_v7());
     let handler_context = context.clone();
     let apalis_worker = WorkerBuilder::new(name)
@@ -140,6 +141,39 @@ pub async fn run(context: TaskContext, stop: CancellationToken) {
         .await;
     if let Err(err) = result {
         tracing::error!(error = %err, "the task worker stopped with an error");
+    }
+}
+
+/// Wakes the fetcher every `period`. apalis 1.0's own `IntervalStrategy` arms its next delay
+/// without polling it after one fires, so no wake-up is registered and polling stalls until
+/// something else (a NOTIFY, the heartbeat) wakes the worker: delayed retries, which send no
+/// NOTIFY, then wait up to a heartbeat. A tokio interval polled until pending always leaves
+/// the next tick armed.
+struct Every(tokio::time::Interval);
+
+impl Every {
+    fn new(period: Duration) -> Self {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self(interval)
+    }
+}
+
+impl PollStrategy for Every {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        let mut fired = false;
+        while self.0.poll_tick(cx).is_ready() {
+            fired = true;
+        }
+        if fired {
+            std::task::Poll::Ready(Some(()))
+        } else {
+            std::task::Poll::Pending
+        }
     }
 }
 

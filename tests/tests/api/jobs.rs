@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use keel_tests::{Keel, KeelOutput, TestPostgres, spawn_app_on};
+use keel_tests::{Keel, KeelOutput, TestPostgres, migrated_database, spawn_app_on};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use time::OffsetDateTime;
 
@@ -14,6 +14,7 @@ fn schedule(fast: &str, interval: &str) -> Vec<(String, String)> {
         "purge_login_failures",
         "purge_idempotency_keys",
         "prune_job_runs",
+        "prune_outbox",
     ]
     .into_iter()
     .map(|job| {
@@ -26,18 +27,6 @@ fn schedule(fast: &str, interval: &str) -> Vec<(String, String)> {
     .collect();
     settings.push(("APP__WORKER__TICK".to_owned(), "50ms".to_owned()));
     settings
-}
-
-/// A fresh database migrated by `keel migrate`, for tests that arrange rows before any
-/// scheduler starts (or start several processes that must not migrate at once).
-async fn migrated_database() -> (TestPostgres, String) {
-    let postgres = TestPostgres::start().await;
-    let database_url = postgres.create_database().await;
-    let migrated = Keel::command(["migrate"])
-        .test_environment(&database_url)
-        .run();
-    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
-    (postgres, database_url)
 }
 
 fn borrowed(settings: &[(String, String)]) -> Vec<(&str, &str)> {
@@ -150,18 +139,20 @@ async fn serve_runs_background_work_unless_disabled() {
     };
     let (enabled, disabled) = tokio::join!(start("true"), start("false"));
     let all_jobs = "SELECT count(DISTINCT job) FROM scheduled_job_runs";
+    // Every job of `schedule`: each is due at start-up.
+    const JOBS: i64 = 5;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let ran: i64 = sqlx::query_scalar(all_jobs)
             .fetch_one(&enabled.db)
             .await
             .expect("read the run log");
-        if ran == 4 {
+        if ran == JOBS {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "worker.enabled = true ran {ran} of 4 jobs"
+            "worker.enabled = true ran {ran} of {JOBS} jobs"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -5,8 +5,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use keel_tests::{
-    Keel, Session, TestApp, TestPostgres, assert_json, assert_problem,
+    Keel, Session, TestApp, assert_json, assert_problem,
     catalog::NewProduct,
+    migrated_database,
     receiver::{Received, Receiver},
     spawn_app_on, spawn_app_with,
 };
@@ -43,6 +44,57 @@ async fn shop(app: &TestApp) -> (Session, String, Session) {
         .register_and_login("buyer@example.com", "buyer test passphrase")
         .await;
     (admin, product.id, buyer)
+}
+
+/// A shop with one subscription to `order.placed` at `receiver`.
+struct Hooked {
+    app: TestApp,
+    receiver: Receiver,
+    admin: Session,
+    product: String,
+    buyer: Session,
+    secret: String,
+    subscription: String,
+}
+
+async fn hooked(overrides: &[(&str, &str)], receiver: Receiver) -> Hooked {
+    let app = spawn_app_with(overrides).await;
+    let (admin, product, buyer) = shop(&app).await;
+    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
+    Hooked {
+        secret: created["secret"].as_str().expect("the secret").to_owned(),
+        subscription: created["id"].as_str().expect("id").to_owned(),
+        app,
+        receiver,
+        admin,
+        product,
+        buyer,
+    }
+}
+
+impl Hooked {
+    async fn order(&self) -> keel_tests::orders::Order {
+        self.app
+            .orders()
+            .place(&self.buyer.access_token, &[(&self.product, 1)])
+            .await
+    }
+
+    /// `GET /webhooks`, the first page.
+    async fn subscriptions(&self) -> Vec<Value> {
+        let page = assert_json(
+            self.app
+                .send_as(Method::GET, "/api/v1/webhooks", &self.admin.access_token)
+                .await,
+            200,
+        )
+        .await;
+        page["items"].as_array().expect("items").clone()
+    }
+
+    async fn wait_for_status(&self, status: &str) -> Vec<Value> {
+        wait_for_status(&self.app, &self.admin, &self.subscription, status).await
+    }
 }
 
 async fn deliveries(app: &TestApp, admin: &Session, subscription: &str) -> Vec<Value> {
@@ -161,15 +213,10 @@ async fn deliveries_carry_traceparent() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
     tracing::subscriber::set_global_default(subscriber).expect("the test's subscriber");
 
-    let app = spawn_app_with(&[]).await;
-    let receiver = Receiver::start().await;
-    let (admin, product, buyer) = shop(&app).await;
-    subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
-    app.orders()
-        .place(&buyer.access_token, &[(&product, 1)])
-        .await;
+    let hooked = hooked(&[], Receiver::start().await).await;
+    hooked.order().await;
 
-    let received = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let received = hooked.receiver.wait_for(1, Duration::from_secs(20)).await;
     let traceparent = received[0].header("traceparent");
     let parts: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(parts.len(), 4, "{traceparent}");
@@ -179,26 +226,20 @@ async fn deliveries_carry_traceparent() {
 
 #[tokio::test]
 async fn a_failing_receiver_gets_the_event_again_with_the_same_id_until_it_answers() {
-    let app = spawn_app_with(&[FAST_RETRIES]).await;
     let receiver = Receiver::scripted_with(&[(500, None), (503, Some("1")), (200, None)]).await;
-    let (admin, product, buyer) = shop(&app).await;
-    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
-    let subscription = created["id"].as_str().expect("id");
+    let hooked = hooked(&[FAST_RETRIES], receiver).await;
+    hooked.order().await;
 
-    app.orders()
-        .place(&buyer.access_token, &[(&product, 1)])
-        .await;
-
-    let received = receiver.wait_for(3, Duration::from_secs(20)).await;
+    let received = hooked.receiver.wait_for(3, Duration::from_secs(20)).await;
     let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
     assert!(
         ids.iter().all(|id| *id == ids[0]),
         "one event, one id: {ids:?}"
     );
     for request in &received {
-        verify(created["secret"].as_str().expect("secret"), request);
+        verify(&hooked.secret, request);
     }
-    let attempts = wait_for_status(&app, &admin, subscription, "delivered").await;
+    let attempts = hooked.wait_for_status("delivered").await;
     let statuses: Vec<&Value> = attempts.iter().map(|a| &a["status_code"]).collect();
     assert_eq!(
         statuses,
@@ -207,7 +248,8 @@ async fn a_failing_receiver_gets_the_event_again_with_the_same_id_until_it_answe
     );
     assert_eq!(attempts[2]["attempt"], 1);
     assert_eq!(attempts[0]["attempt"], 3);
-    // Retry-After: 1 was honoured: the third attempt came at least a second after the second.
+    // Retry-After: 1 was honoured: the third attempt came at least a second after the second
+    // (attempted_at is when an attempt started; the 503 came back a moment after it).
     let at = |a: &Value| {
         time::OffsetDateTime::parse(
             a["attempted_at"].as_str().expect("attempted_at"),
@@ -215,28 +257,20 @@ async fn a_failing_receiver_gets_the_event_again_with_the_same_id_until_it_answe
         )
         .expect("an RFC 3339 time")
     };
-    // (attempted_at is when the attempt started; the 503 came back a moment after it.)
     assert!(
         at(&attempts[0]) - at(&attempts[1]) >= time::Duration::milliseconds(900),
         "{attempts:#?}"
     );
-    assert_eq!(receiver.received().len(), 3, "nothing after the 200");
+    assert_eq!(hooked.receiver.received().len(), 3, "nothing after the 200");
 }
 
 #[tokio::test]
 async fn a_receiver_that_always_fails_leaves_a_dead_delivery_in_the_api() {
-    let app = spawn_app_with(&[FAST_RETRIES]).await;
-    let receiver = Receiver::scripted(&[500]).await;
-    let (admin, product, buyer) = shop(&app).await;
-    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
-    let subscription = created["id"].as_str().expect("id");
-
-    app.orders()
-        .place(&buyer.access_token, &[(&product, 1)])
-        .await;
+    let hooked = hooked(&[FAST_RETRIES], Receiver::scripted(&[500]).await).await;
+    hooked.order().await;
 
     // Two retries configured: three attempts, then dead.
-    let attempts = wait_for_status(&app, &admin, subscription, "dead").await;
+    let attempts = hooked.wait_for_status("dead").await;
     assert_eq!(attempts.len(), 3, "{attempts:#?}");
     assert!(attempts.iter().all(|a| a["status_code"] == 500));
     assert!(
@@ -245,51 +279,35 @@ async fn a_receiver_that_always_fails_leaves_a_dead_delivery_in_the_api() {
             .is_some_and(|e| e.contains("500")),
         "{attempts:#?}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(receiver.received().len(), 3, "no attempt after the last");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        hooked.receiver.received().len(),
+        3,
+        "no attempt after the last"
+    );
     // The subscription stays enabled: the next event is tried afresh.
-    let listed = assert_json(
-        app.send_as(Method::GET, "/api/v1/webhooks", &admin.access_token)
-            .await,
-        200,
-    )
-    .await;
-    assert_eq!(listed["items"][0]["enabled"], true);
+    assert_eq!(hooked.subscriptions().await[0]["enabled"], true);
 }
 
 #[tokio::test]
 async fn gone_disables_the_subscription() {
-    let app = spawn_app_with(&[FAST_RETRIES]).await;
-    let receiver = Receiver::scripted(&[410]).await;
-    let (admin, product, buyer) = shop(&app).await;
-    let created = subscribe(&app, &admin, &receiver.url("/"), &["order.placed"]).await;
-    let subscription = created["id"].as_str().expect("id");
-
-    app.orders()
-        .place(&buyer.access_token, &[(&product, 1)])
-        .await;
-    let attempts = wait_for_status(&app, &admin, subscription, "dead").await;
+    let hooked = hooked(&[FAST_RETRIES], Receiver::scripted(&[410]).await).await;
+    hooked.order().await;
+    let attempts = hooked.wait_for_status("dead").await;
     assert_eq!(attempts.len(), 1, "410 is final: {attempts:#?}");
 
-    let listed = assert_json(
-        app.send_as(Method::GET, "/api/v1/webhooks", &admin.access_token)
-            .await,
-        200,
-    )
-    .await;
-    assert_eq!(listed["items"][0]["enabled"], false);
+    let subscription = &hooked.subscriptions().await[0];
+    assert_eq!(subscription["enabled"], false);
     assert!(
-        listed["items"][0]["disabled_reason"]
+        subscription["disabled_reason"]
             .as_str()
             .is_some_and(|r| r.contains("410")),
-        "{listed}"
+        "{subscription}"
     );
-    app.orders()
-        .place(&buyer.access_token, &[(&product, 1)])
-        .await;
+    hooked.order().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        receiver.received().len(),
+        hooked.receiver.received().len(),
         1,
         "nothing more to a gone receiver"
     );
@@ -457,12 +475,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[tokio::test]
 async fn two_workers_deliver_every_event_once_and_a_stopped_one_loses_nothing() {
     const EVENTS: usize = 200;
-    let postgres = TestPostgres::start().await;
-    let database_url = postgres.create_database().await;
-    let migrated = Keel::command(["migrate"])
-        .test_environment(&database_url)
-        .run();
-    assert_eq!(migrated.code, Some(0), "{}", migrated.stderr);
+    let (postgres, database_url) = migrated_database().await;
     let app = spawn_app_on(
         postgres,
         database_url.clone(),
