@@ -189,6 +189,14 @@ async fn purges_delete_what_has_ended_and_keep_the_rest() {
         INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES
             ('00000000-0000-0000-0000-000000000001', 'fresh', '\x00', now()),
             ('00000000-0000-0000-0000-000000000001', 'stale', '\x00', now() - interval '25 hours');
+        INSERT INTO outbox_events (id, type, payload, occurred_at, dispatched_at) VALUES
+            ('00000000-0000-0000-0000-0000000000e1', 'order.placed', '{}', now(), now()),
+            ('00000000-0000-0000-0000-0000000000e2', 'order.placed', '{}', now() - interval '8 days', now() - interval '8 days'),
+            ('00000000-0000-0000-0000-0000000000e3', 'order.placed', '{}', now() - interval '8 days', NULL);
+        INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, done_at)
+            VALUES ('old-done', 'keel', '\x7b7d', 'Done', 1, 5, now() - interval '8 days', now() - interval '8 days'),
+                   ('new-done', 'keel', '\x7b7d', 'Done', 1, 5, now(), now()),
+                   ('old-pending', 'keel', '\x7b7d', 'Pending', 0, 5, now() + interval '1 day', NULL);
         "#,
     )
     .execute(&owner)
@@ -204,6 +212,7 @@ async fn purges_delete_what_has_ended_and_keep_the_rest() {
     let app = spawn_app_on(postgres, database_url, &borrowed(&overrides)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while runs_of(&app.db, "purge_idempotency_keys").await.is_empty()
+        || runs_of(&app.db, "prune_outbox").await.is_empty()
         || runs_of(&app.db, "purge_sessions").await.is_empty()
         || runs_of(&app.db, "purge_login_failures").await.is_empty()
     {
@@ -243,6 +252,15 @@ async fn purges_delete_what_has_ended_and_keep_the_rest() {
         ["fresh@example.com"]
     );
     assert_eq!(strings("SELECT key FROM idempotency_keys").await, ["fresh"]);
+    // Old and dispatched goes; recent, or not yet dispatched, stays; so do unfinished tasks.
+    assert_eq!(
+        strings("SELECT right(id::text, 2) FROM outbox_events ORDER BY id").await,
+        ["e1", "e3"]
+    );
+    assert_eq!(
+        strings("SELECT id FROM apalis.jobs WHERE id IN ('old-done', 'new-done', 'old-pending') ORDER BY id").await,
+        ["new-done", "old-pending"]
+    );
     let affected: i64 =
         sqlx::query_scalar("SELECT affected FROM scheduled_job_runs WHERE job = 'purge_sessions'")
             .fetch_one(&app.db)
