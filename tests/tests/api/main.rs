@@ -16,4 +16,6 @@ mod problems;
 mod reports;
 mod resilience;
 mod telemetry;
+// example-domain:begin (these drive events through orders; make remove-example deletes them)
 mod webhooks;
+// example-domain:end
