@@ -69,13 +69,30 @@ app.kubernetes.io/component: worker
 {{- printf "%s:%s" .Values.image.repository (include "keel.imageTag" .) }}
 {{- end }}
 
-{{/* The Secret the pods read APP__DATABASE__URL and APP__AUTH__SIGNING_KEY from. */}}
+{{/*
+The Secret the pods read APP__DATABASE__URL, APP__AUTH__SIGNING_KEY, the webhook encryption
+keys and the SMTP password from.
+*/}}
 {{- define "keel.secretName" -}}
 {{- if .Values.externalSecret.enabled }}
 {{- include "keel.fullname" . }}
 {{- else }}
 {{- .Values.existingSecret }}
 {{- end }}
+{{- end }}
+
+{{/*
+The webhook encryption keys the ExternalSecret fetches, as a YAML list of {keyId, remoteKey,
+property}: externalSecret.webhookEncryptionKey first, then its previousKeys. Read back with
+fromYamlArray.
+*/}}
+{{- define "keel.webhookEncryptionKeys" -}}
+{{- $key := .Values.externalSecret.webhookEncryptionKey }}
+{{- $keys := list (dict "keyId" $key.keyId "remoteKey" $key.remoteKey "property" ($key.property | default "")) }}
+{{- range $key.previousKeys }}
+{{- $keys = append $keys (dict "keyId" .keyId "remoteKey" .remoteKey "property" (.property | default "")) }}
+{{- end }}
+{{- toYaml $keys }}
 {{- end }}
 
 {{/*
