@@ -27,6 +27,13 @@ Usage: check_render.py RENDER.yaml CORE_OUT.yaml [VALUES.yaml ...]
    the worker Deployment exists exactly when worker.enabled, each Deployment has its own PDB
    exactly when podDisruptionBudget.enabled, and each pod its own NetworkPolicy exactly when
    networkPolicy.enabled.
+5. Secret check: no secret key (database URLs, signing key, APP__WEBHOOKS__ENCRYPTION_KEYS__*,
+   APP__EMAIL__SMTP_PASSWORD) in the ConfigMap; the owner's ExternalSecret carries only
+   APP__DATABASE__MIGRATION_URL; the pods' ExternalSecret writes at least one webhook
+   encryption key. With VALUES: it writes APP__WEBHOOKS__ENCRYPTION_KEYS__<ID> for exactly the
+   configured key ids (webhookEncryptionKey and its previousKeys), each from the remote secret
+   and property the values name, the active key (config.APP__WEBHOOKS__ACTIVE_KEY, default k1)
+   among them, and APP__EMAIL__SMTP_PASSWORD exactly when smtpPassword.remoteKey is set.
 
 Prints one line per finding; exits 1 when there is any. Needs PyYAML and jsonschema (both are
 dependencies of kubernetes-validate, so its venv has them).
@@ -349,9 +356,81 @@ def check_external_secret(es, by_kind, problems):
         for reader in readers:
             if reader["kind"] != "Job":
                 problems.append(f"{ref(es)}: {ref(reader)} reads the schema owner's Secret {name}; only the migration Job may")
+    if role == "app" and not any(k.startswith(WEBHOOK_KEY_PREFIX) for k in template):
+        problems.append(f"{ref(es)}: writes no {WEBHOOK_KEY_PREFIX}<ID>; production refuses to start without a webhook encryption key")
     if role == "app" and any(r["kind"] == "Job" for r in readers):
         if not any(es_role(other) == "migration" for other in by_kind["ExternalSecret"]):
             problems.append(f"{ref(es)}: the migration Job gets no ExternalSecret with the owner's APP__DATABASE__MIGRATION_URL")
+
+
+# Keys that are secrets: never in the ConfigMap, only in the Secrets the pods read.
+SECRET_KEYS = ("APP__DATABASE__URL", "APP__DATABASE__MIGRATION_URL", "APP__AUTH__SIGNING_KEY", "APP__EMAIL__SMTP_PASSWORD")
+WEBHOOK_KEY_PREFIX = "APP__WEBHOOKS__ENCRYPTION_KEYS__"
+
+
+def is_secret_key(key):
+    return key in SECRET_KEYS or key.startswith(WEBHOOK_KEY_PREFIX)
+
+
+def remote_ref(es, template_key):
+    """The remoteRef behind one key of the target template (its single {{ .secretKey }})."""
+    text = es["spec"]["target"].get("template", {}).get("data", {}).get(template_key, "")
+    used = re.findall(r"\{\{\s*\.([A-Za-z0-9_]+)", text)
+    refs = [d["remoteRef"] for d in es["spec"]["data"] if d["secretKey"] in used]
+    return refs[0] if len(refs) == 1 else None
+
+
+def check_secrets(by_kind, values, problems):
+    """The pods' Secret carries the webhook encryption keys and the SMTP password the values ask
+    for, from the remote secrets they name, and no secret sits in the ConfigMap."""
+    for configmap in by_kind.get("ConfigMap", []):
+        for key in configmap.get("data", {}):
+            if is_secret_key(key):
+                problems.append(f"{ref(configmap)}: holds the secret {key}; secrets belong in the Secret")
+    app = [es for es in by_kind.get("ExternalSecret", []) if es_role(es) == "app"]
+    migration = [es for es in by_kind.get("ExternalSecret", []) if es_role(es) == "migration"]
+    for es in migration:
+        extra = sorted(set(es["spec"]["target"].get("template", {}).get("data", {})) - {"APP__DATABASE__MIGRATION_URL"})
+        if extra:
+            problems.append(f"{ref(es)}: the owner's Secret carries only APP__DATABASE__MIGRATION_URL, has also {extra}")
+    if values is None:
+        return
+    es_values = values.get("externalSecret", {})
+    if not es_values.get("enabled"):
+        if app:
+            problems.append(f"externalSecret.enabled is false, yet {[ref(e) for e in app]} is rendered")
+        return
+    if len(app) != 1:
+        problems.append(f"externalSecret.enabled, so one ExternalSecret builds the pods' Secret; found {[ref(e) for e in app]}")
+        return
+    es = app[0]
+    template = es["spec"]["target"].get("template", {}).get("data", {})
+    current = es_values.get("webhookEncryptionKey", {})
+    wanted = {}
+    for key in [current, *current.get("previousKeys", [])]:
+        wanted[WEBHOOK_KEY_PREFIX + key["keyId"].upper()] = key
+    have = {k for k in template if k.startswith(WEBHOOK_KEY_PREFIX)}
+    if have != set(wanted):
+        problems.append(f"{ref(es)}: webhook encryption keys {sorted(have)}, the values ask for {sorted(wanted)}")
+    for name, key in wanted.items():
+        if name not in template:
+            continue
+        got = remote_ref(es, name)
+        want = {"key": key["remoteKey"], **({"property": key["property"]} if key.get("property") else {})}
+        if got != want:
+            problems.append(f"{ref(es)}: {name} comes from {got}, the values name {want}")
+    # The id the app encrypts new secrets with must be one the Secret holds (lower-cased back).
+    active = values.get("config", {}).get("APP__WEBHOOKS__ACTIVE_KEY") or "k1"
+    if have and active not in {k.removeprefix(WEBHOOK_KEY_PREFIX).lower() for k in have}:
+        problems.append(f"{ref(es)}: APP__WEBHOOKS__ACTIVE_KEY {active!r} is not among its keys {sorted(have)}")
+    smtp = es_values.get("smtpPassword", {})
+    if bool(smtp.get("remoteKey")) != ("APP__EMAIL__SMTP_PASSWORD" in template):
+        problems.append(f"{ref(es)}: APP__EMAIL__SMTP_PASSWORD must be rendered exactly when externalSecret.smtpPassword.remoteKey is set")
+    elif smtp.get("remoteKey"):
+        got = remote_ref(es, "APP__EMAIL__SMTP_PASSWORD")
+        want = {"key": smtp["remoteKey"], **({"property": smtp["property"]} if smtp.get("property") else {})}
+        if got != want:
+            problems.append(f"{ref(es)}: APP__EMAIL__SMTP_PASSWORD comes from {got}, the values name {want}")
 
 
 def check_http_route(route, services, problems):
@@ -660,6 +739,7 @@ def main():
             check_http_route(route, services, problems)
         check_wiring(by_kind, problems)
         check_workloads(by_kind, values, problems)
+        check_secrets(by_kind, values, problems)
 
     with open(core_out, "w", encoding="utf-8") as fh:
         yaml.safe_dump_all(core, fh, sort_keys=False)
