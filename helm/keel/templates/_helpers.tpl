@@ -272,6 +272,59 @@ sslmode=require
 {{- end }}
 
 {{/*
+config.APP__WEBHOOKS__ALLOWED_NETWORKS (comma-separated CIDRs, as the app reads it) as a YAML
+list; read back with fromYamlArray.
+*/}}
+{{- define "keel.webhookAllowedNetworks" -}}
+{{- $networks := list }}
+{{- range splitList "," (toString (index .Values.config "APP__WEBHOOKS__ALLOWED_NETWORKS" | default "")) }}
+{{- with trim . }}{{ $networks = append $networks . }}{{ end }}
+{{- end }}
+{{- toYaml $networks }}
+{{- end }}
+
+{{/*
+Egress only the pods that run background work get (the worker's with worker.enabled, else the
+API's): webhook delivery to the internet minus the app's SSRF ranges, and SMTP to the relay. The API pods get neither while a
+worker Deployment does the work, so a compromised API pod cannot reach the internet.
+*/}}
+{{- define "keel.networkPolicyWorkEgress" -}}
+{{- with .Values.networkPolicy.webhookEgress }}
+{{- if .enabled }}
+- to:
+    - ipBlock:
+        cidr: {{ .cidr }}
+        {{- with .except }}
+        except:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+    {{- /* What the app allowlists past its SSRF rule, the network opens past except. */}}
+    {{- range include "keel.webhookAllowedNetworks" $ | fromYamlArray }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    {{- range .ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.networkPolicy.smtp }}
+{{- if .cidrs }}
+- to:
+    {{- range .cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .port }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Whole-seconds value of APP__SERVER__SHUTDOWN_TIMEOUT when it is written as "<n>s" or "<n>m"
 (the app's default is 25s); empty for other humantime forms, which are then not checked.
 */}}

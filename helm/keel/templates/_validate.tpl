@@ -156,5 +156,20 @@ the job in hand gets the shutdown timeout, then the pools their 2s.
 {{- if and $v.otel.endpoint (not (or $otel.namespaceSelector $otel.podSelector $otel.cidrs)) }}
 {{- fail "networkPolicy.otelCollector: otel.endpoint is set, so give the collector's namespaceSelector/podSelector or cidrs, or telemetry export is blocked" }}
 {{- end }}
+{{- range include "keel.webhookAllowedNetworks" . | fromYamlArray }}
+{{- if not (regexMatch "^([0-9]{1,3}\\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:]+/[0-9]{1,3}$" .) }}
+{{- fail (printf "config.APP__WEBHOOKS__ALLOWED_NETWORKS: %q is not a network in CIDR notation (address/prefix); the app and the webhook NetworkPolicy need one" .) }}
+{{- end }}
+{{- end }}
+{{- /* The relay: 587 is the app's production port (app/config/production.toml). */}}
+{{- $smtp := $v.networkPolicy.smtp }}
+{{- $emailOn := ne (toString (index $v.config "APP__EMAIL__ENABLED" | default "true")) "false" }}
+{{- if and $emailOn (index $v.config "APP__EMAIL__SMTP_HOST") (not $smtp.cidrs) }}
+{{- fail "networkPolicy.smtp.cidrs: config.APP__EMAIL__SMTP_HOST is set, so give the relay's address ranges, or the NetworkPolicy blocks email" }}
+{{- end }}
+{{- $smtpPort := toString (index $v.config "APP__EMAIL__SMTP_PORT" | default "587") }}
+{{- if and $smtp.cidrs (ne $smtpPort (toString $smtp.port)) }}
+{{- fail (printf "networkPolicy.smtp.port: %v is not the port the app connects to (%s, config.APP__EMAIL__SMTP_PORT%s), so the NetworkPolicy blocks email" $smtp.port $smtpPort (ternary "" " unset: the production default" (hasKey $v.config "APP__EMAIL__SMTP_PORT"))) }}
+{{- end }}
 {{- end }}
 {{- end }}
