@@ -102,6 +102,10 @@ fi
 # --- reject -------------------------------------------------------------------------------
 # Each case: the text the error must contain (it names the value), then helm template flags.
 echo "== bad values are rejected"
+# An ExternalSecret release complete up to the webhook encryption key.
+es_base="--set externalSecret.enabled=true --set externalSecret.secretStoreRef.name=s --set externalSecret.database.appRemoteKey=a --set externalSecret.database.remoteKey=k --set externalSecret.database.host=h --set externalSecret.signingKey.remoteKey=sk --set database.tls.caBundle.configMapName=c"
+es_ok="$es_base --set externalSecret.webhookEncryptionKey.remoteKey=wk"
+np_ok="--set existingSecret=s --set networkPolicy.enabled=true --set networkPolicy.databaseCidrs={10.0.0.0/16}"
 reject_cases=(
   "existingSecret:|"
   "are exclusive|--set existingSecret=s --set externalSecret.enabled=true"
@@ -133,6 +137,21 @@ reject_cases=(
   "worker.replicaCount: podDisruptionBudget.enabled|--set existingSecret=s --set worker.enabled=true --set worker.replicaCount=1"
   "below worker.replicaCount|--set existingSecret=s --set worker.enabled=true --set replicaCount=3 --set podDisruptionBudget.maxUnavailable=2"
   "/worker|--set existingSecret=s --set worker.replicaCuont=3"
+  "externalSecret.webhookEncryptionKey.remoteKey|$es_base"
+  "externalSecret.webhookEncryptionKey.keyId|$es_ok --set externalSecret.webhookEncryptionKey.keyId=K1"
+  "externalSecret.webhookEncryptionKey.keyId|$es_ok --set externalSecret.webhookEncryptionKey.keyId=a__b"
+  "previousKeys[0].keyId: \"k1\" is listed twice|$es_ok --set externalSecret.webhookEncryptionKey.previousKeys[0].keyId=k1 --set externalSecret.webhookEncryptionKey.previousKeys[0].remoteKey=old"
+  "previousKeys[0].remoteKey|$es_ok --set externalSecret.webhookEncryptionKey.previousKeys[0].keyId=k0 --set externalSecret.webhookEncryptionKey.previousKeys[0].remoteKey="
+  "config.APP__WEBHOOKS__ACTIVE_KEY|$es_ok --set externalSecret.webhookEncryptionKey.keyId=k2"
+  "config.APP__EMAIL__SMTP_USERNAME|$es_ok --set externalSecret.smtpPassword.remoteKey=smtp"
+  "externalSecret.smtpPassword.remoteKey|$es_ok --set config.APP__EMAIL__SMTP_USERNAME=u"
+  "config.APP__WEBHOOKS__ENCRYPTION_KEYS__K1|--set existingSecret=s --set config.APP__WEBHOOKS__ENCRYPTION_KEYS__K1=x"
+  "config.APP__EMAIL__SMTP_PASSWORD|--set existingSecret=s --set config.APP__EMAIL__SMTP_PASSWORD=x"
+  "networkPolicy.smtp.cidrs|$np_ok --set config.APP__EMAIL__SMTP_HOST=smtp.example.com"
+  "networkPolicy.smtp.port|$np_ok --set networkPolicy.smtp.cidrs={10.1.0.0/24} --set networkPolicy.smtp.port=465"
+  "/networkPolicy/webhookEgress/ports|$np_ok --set-json networkPolicy.webhookEgress.ports=[]"
+  "/networkPolicy/webhookEgress/cidr|$np_ok --set networkPolicy.webhookEgress.cidr=0.0.0.0"
+  "config.APP__WEBHOOKS__ALLOWED_NETWORKS|$np_ok --set config.APP__WEBHOOKS__ALLOWED_NETWORKS=10.20.0.0"
 )
 reject_failed=0
 for case in "${reject_cases[@]}"; do

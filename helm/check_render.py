@@ -27,11 +27,30 @@ Usage: check_render.py RENDER.yaml CORE_OUT.yaml [VALUES.yaml ...]
    the worker Deployment exists exactly when worker.enabled, each Deployment has its own PDB
    exactly when podDisruptionBudget.enabled, and each pod its own NetworkPolicy exactly when
    networkPolicy.enabled.
+5. Secret check: no secret key (database URLs, signing key, APP__WEBHOOKS__ENCRYPTION_KEYS__*,
+   APP__EMAIL__SMTP_PASSWORD) in the ConfigMap; the owner's ExternalSecret carries only
+   APP__DATABASE__MIGRATION_URL; the pods' ExternalSecret writes at least one webhook
+   encryption key. With VALUES: it writes APP__WEBHOOKS__ENCRYPTION_KEYS__<ID> for exactly the
+   configured key ids (webhookEncryptionKey and its previousKeys), each from the remote secret
+   and property the values name, the active key (config.APP__WEBHOOKS__ACTIVE_KEY, default k1)
+   among them, and APP__EMAIL__SMTP_PASSWORD exactly when smtpPassword.remoteKey is set.
+6. Egress check: every ipBlock's except ranges lie strictly inside its cidr; internet egress
+   (an ipBlock, or a rule without `to`, admitting public addresses outside the ranges the values
+   name for the database and the collector) only on the pods that run the background work (the
+   worker's when a worker Deployment is rendered, else the API's), never on every port, and
+   never on the API pods beside a worker, the migration Job or the test pod; the relay's egress
+   likewise. With VALUES: the working pods have exactly one internet rule when
+   networkPolicy.webhookEgress.enabled (none otherwise), on webhookEgress.ports, admitting none
+   of the app's SSRF ranges (private, CGNAT, link-local, loopback) but those the app allowlists
+   (config.APP__WEBHOOKS__ALLOWED_NETWORKS, which that rule opens too), and one rule to
+   networkPolicy.smtp.cidrs on its port
+   when those are set.
 
 Prints one line per finding; exits 1 when there is any. Needs PyYAML and jsonschema (both are
 dependencies of kubernetes-validate, so its venv has them).
 """
 
+import ipaddress
 import os
 import re
 import sys
@@ -349,9 +368,222 @@ def check_external_secret(es, by_kind, problems):
         for reader in readers:
             if reader["kind"] != "Job":
                 problems.append(f"{ref(es)}: {ref(reader)} reads the schema owner's Secret {name}; only the migration Job may")
+    if role == "app" and not any(k.startswith(WEBHOOK_KEY_PREFIX) for k in template):
+        problems.append(f"{ref(es)}: writes no {WEBHOOK_KEY_PREFIX}<ID>; production refuses to start without a webhook encryption key")
     if role == "app" and any(r["kind"] == "Job" for r in readers):
         if not any(es_role(other) == "migration" for other in by_kind["ExternalSecret"]):
             problems.append(f"{ref(es)}: the migration Job gets no ExternalSecret with the owner's APP__DATABASE__MIGRATION_URL")
+
+
+# Keys that are secrets: never in the ConfigMap, only in the Secrets the pods read.
+SECRET_KEYS = ("APP__DATABASE__URL", "APP__DATABASE__MIGRATION_URL", "APP__AUTH__SIGNING_KEY", "APP__EMAIL__SMTP_PASSWORD")
+WEBHOOK_KEY_PREFIX = "APP__WEBHOOKS__ENCRYPTION_KEYS__"
+
+
+def is_secret_key(key):
+    return key in SECRET_KEYS or key.startswith(WEBHOOK_KEY_PREFIX)
+
+
+def remote_ref(es, template_key):
+    """The remoteRef behind one key of the target template (its single {{ .secretKey }})."""
+    text = es["spec"]["target"].get("template", {}).get("data", {}).get(template_key, "")
+    used = re.findall(r"\{\{\s*\.([A-Za-z0-9_]+)", text)
+    refs = [d["remoteRef"] for d in es["spec"]["data"] if d["secretKey"] in used]
+    return refs[0] if len(refs) == 1 else None
+
+
+def check_secrets(by_kind, values, problems):
+    """The pods' Secret carries the webhook encryption keys and the SMTP password the values ask
+    for, from the remote secrets they name, and no secret sits in the ConfigMap."""
+    for configmap in by_kind.get("ConfigMap", []):
+        for key in configmap.get("data", {}):
+            if is_secret_key(key):
+                problems.append(f"{ref(configmap)}: holds the secret {key}; secrets belong in the Secret")
+    app = [es for es in by_kind.get("ExternalSecret", []) if es_role(es) == "app"]
+    migration = [es for es in by_kind.get("ExternalSecret", []) if es_role(es) == "migration"]
+    for es in migration:
+        extra = sorted(set(es["spec"]["target"].get("template", {}).get("data", {})) - {"APP__DATABASE__MIGRATION_URL"})
+        if extra:
+            problems.append(f"{ref(es)}: the owner's Secret carries only APP__DATABASE__MIGRATION_URL, has also {extra}")
+    if values is None:
+        return
+    es_values = values.get("externalSecret", {})
+    if not es_values.get("enabled"):
+        if app:
+            problems.append(f"externalSecret.enabled is false, yet {[ref(e) for e in app]} is rendered")
+        return
+    if len(app) != 1:
+        problems.append(f"externalSecret.enabled, so one ExternalSecret builds the pods' Secret; found {[ref(e) for e in app]}")
+        return
+    es = app[0]
+    template = es["spec"]["target"].get("template", {}).get("data", {})
+    current = es_values.get("webhookEncryptionKey", {})
+    wanted = {}
+    for key in [current, *current.get("previousKeys", [])]:
+        wanted[WEBHOOK_KEY_PREFIX + key["keyId"].upper()] = key
+    have = {k for k in template if k.startswith(WEBHOOK_KEY_PREFIX)}
+    if have != set(wanted):
+        problems.append(f"{ref(es)}: webhook encryption keys {sorted(have)}, the values ask for {sorted(wanted)}")
+    for name, key in wanted.items():
+        if name not in template:
+            continue
+        got = remote_ref(es, name)
+        want = {"key": key["remoteKey"], **({"property": key["property"]} if key.get("property") else {})}
+        if got != want:
+            problems.append(f"{ref(es)}: {name} comes from {got}, the values name {want}")
+    # The id the app encrypts new secrets with must be one the Secret holds (lower-cased back).
+    active = values.get("config", {}).get("APP__WEBHOOKS__ACTIVE_KEY") or "k1"
+    if have and active not in {k.removeprefix(WEBHOOK_KEY_PREFIX).lower() for k in have}:
+        problems.append(f"{ref(es)}: APP__WEBHOOKS__ACTIVE_KEY {active!r} is not among its keys {sorted(have)}")
+    smtp = es_values.get("smtpPassword", {})
+    if bool(smtp.get("remoteKey")) != ("APP__EMAIL__SMTP_PASSWORD" in template):
+        problems.append(f"{ref(es)}: APP__EMAIL__SMTP_PASSWORD must be rendered exactly when externalSecret.smtpPassword.remoteKey is set")
+    elif smtp.get("remoteKey"):
+        got = remote_ref(es, "APP__EMAIL__SMTP_PASSWORD")
+        want = {"key": smtp["remoteKey"], **({"property": smtp["property"]} if smtp.get("property") else {})}
+        if got != want:
+            problems.append(f"{ref(es)}: APP__EMAIL__SMTP_PASSWORD comes from {got}, the values name {want}")
+
+
+# The app's SSRF rule at the network layer (app/src/features/webhooks/ssrf.rs): the ranges
+# webhook egress keeps closed unless the app allowlists them (APP__WEBHOOKS__ALLOWED_NETWORKS).
+SSRF_RANGES = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8")
+)
+# Not the internet: those, the other special-purpose blocks, and their IPv6 counterparts.
+NON_PUBLIC = SSRF_RANGES + tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
+        "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "2001:db8::/32",
+    )
+)
+EVERYWHERE = ({"cidr": "0.0.0.0/0"}, {"cidr": "::/0"})
+
+
+def subtract(networks, hole):
+    """networks (a list of ip_network) without the addresses of hole."""
+    left = []
+    for net in networks:
+        if net.version != hole.version or not net.overlaps(hole):
+            left.append(net)
+        elif not net.subnet_of(hole):
+            left.extend(net.address_exclude(hole))
+    return left
+
+
+def allowed(block):
+    """The addresses an ipBlock admits: its cidr without its except ranges."""
+    nets = [ipaddress.ip_network(block["cidr"], strict=False)]
+    for hole in block.get("except", []):
+        nets = subtract(nets, ipaddress.ip_network(hole, strict=False))
+    return nets
+
+
+def public(block):
+    nets = allowed(block)
+    for hole in NON_PUBLIC:
+        nets = subtract(nets, hole)
+    return nets
+
+
+def egress_blocks(rule):
+    """The ipBlocks of one egress rule; a rule without `to` admits every address."""
+    if "to" not in rule:
+        return list(EVERYWHERE)
+    return [peer["ipBlock"] for peer in rule["to"] if "ipBlock" in peer]
+
+
+def rule_ports(rule):
+    """{(protocol, port)} of a rule; None when it names no port (every port)."""
+    if not rule.get("ports"):
+        return None
+    return {(p.get("protocol", "TCP"), p.get("port")) for p in rule["ports"]}
+
+
+def check_egress(by_kind, values, problems):
+    """Internet egress (webhook delivery) and SMTP egress exactly on the pods that run the
+    background work: the worker's when a worker Deployment is rendered, else the API's; never
+    on the API pods beside a worker, the migration Job or the test pod."""
+    deployments = by_kind.get("Deployment", [])
+    worker = next((d for d in deployments if role(d) == "worker"), None)
+    api = next((d for d in deployments if role(d) == "api"), None)
+    working = worker or api
+    policies = by_kind.get("NetworkPolicy", [])
+
+    for policy in policies:
+        for rule in policy["spec"].get("egress", []):
+            for block in egress_blocks(rule):
+                cidr = ipaddress.ip_network(block["cidr"], strict=False)
+                for hole in block.get("except", []):
+                    hole = ipaddress.ip_network(hole, strict=False)
+                    if hole.version != cidr.version or not hole.subnet_of(cidr) or hole == cidr:
+                        problems.append(f"{ref(policy)}: except {hole} is not a strict subset of {cidr}; the API server refuses it")
+
+    np_values = (values or {}).get("networkPolicy", {})
+    named = {
+        *np_values.get("databaseCidrs", []),
+        *np_values.get("otelCollector", {}).get("cidrs", []),
+    }
+    smtp = np_values.get("smtp", {})
+    smtp_cidrs = smtp.get("cidrs", [])
+    webhook = np_values.get("webhookEgress", {})
+    config = (values or {}).get("config", {})
+    app_allowed = [ipaddress.ip_network(n.strip(), strict=False) for n in str(config.get("APP__WEBHOOKS__ALLOWED_NETWORKS") or "").split(",") if n.strip()]
+
+    for workload in pod_workloads(by_kind):
+        own = [p for p in policies if matches(p["spec"]["podSelector"].get("matchLabels", {}), pod_labels(workload))]
+        runs_work = workload is working
+        rules = [r for p in own for r in p["spec"].get("egress", [])]
+        internet = []
+        for rule in rules:
+            for block in egress_blocks(rule):
+                # A range the values name for the database, the collector or the relay is a
+                # destination, not the internet, even when its addresses are public.
+                if block["cidr"] in named or (runs_work and block["cidr"] in smtp_cidrs and not block.get("except")):
+                    continue
+                if public(block):
+                    internet.append((rule, block))
+        for rule, block in internet:
+            if rule_ports(rule) is None:
+                problems.append(f"{ref(workload)}: egress to the internet ({block['cidr']}) on every port")
+        if not runs_work and internet:
+            why = "runs beside the worker Deployment, which does the background work" if workload is api else "runs no background work"
+            problems.append(f"{ref(workload)}: has internet egress ({sorted({b['cidr'] for _, b in internet})}) but {why}")
+        if not runs_work and smtp_cidrs:
+            for rule in rules:
+                blocks = {b["cidr"] for b in egress_blocks(rule)}
+                if ("TCP", smtp.get("port")) in (rule_ports(rule) or set()) and blocks & set(smtp_cidrs):
+                    problems.append(f"{ref(workload)}: has the SMTP relay's egress but runs no background work")
+        if values is None or not runs_work or not own:
+            continue
+        # The pods that do the work: webhook delivery and the relay, as the values configure.
+        if webhook.get("enabled"):
+            want = {("TCP", p) for p in webhook.get("ports", [])}
+            if len(internet) != 1:
+                problems.append(f"{ref(workload)}: runs the background work with networkPolicy.webhookEgress.enabled, so it needs one internet egress rule, has {len(internet)}")
+            for rule, block in internet:
+                peers = {ipaddress.ip_network(b["cidr"], strict=False) for b in egress_blocks(rule)}
+                missing = sorted(str(n) for n in app_allowed if n not in peers)
+                if missing:
+                    problems.append(f"{ref(workload)}: webhook egress lacks {missing}, which the app allowlists (APP__WEBHOOKS__ALLOWED_NETWORKS)")
+                if rule_ports(rule) != want:
+                    problems.append(f"{ref(workload)}: webhook egress opens {sorted(rule_ports(rule) or [])}, networkPolicy.webhookEgress.ports is {sorted(want)}")
+                reach = allowed(block)
+                for net in app_allowed:
+                    reach = subtract(reach, net)
+                for closed_range in SSRF_RANGES:
+                    if any(n.overlaps(closed_range) for n in reach):
+                        problems.append(f"{ref(workload)}: webhook egress ({block['cidr']}) reaches {closed_range}, which the app refuses as an SSRF target and does not allowlist")
+        elif internet:
+            problems.append(f"{ref(workload)}: networkPolicy.webhookEgress.enabled is false, yet it has internet egress")
+        if smtp_cidrs:
+            want = ({("TCP", smtp.get("port"))}, sorted(smtp_cidrs))
+            found = [r for r in rules if (rule_ports(r), sorted(b["cidr"] for b in egress_blocks(r))) == want]
+            if len(found) != 1:
+                problems.append(f"{ref(workload)}: runs the background work, so it needs one egress rule to networkPolicy.smtp.cidrs on port {smtp.get('port')}, has {len(found)}")
 
 
 def check_http_route(route, services, problems):
@@ -660,6 +892,8 @@ def main():
             check_http_route(route, services, problems)
         check_wiring(by_kind, problems)
         check_workloads(by_kind, values, problems)
+        check_secrets(by_kind, values, problems)
+        check_egress(by_kind, values, problems)
 
     with open(core_out, "w", encoding="utf-8") as fh:
         yaml.safe_dump_all(core, fh, sort_keys=False)

@@ -69,13 +69,30 @@ app.kubernetes.io/component: worker
 {{- printf "%s:%s" .Values.image.repository (include "keel.imageTag" .) }}
 {{- end }}
 
-{{/* The Secret the pods read APP__DATABASE__URL and APP__AUTH__SIGNING_KEY from. */}}
+{{/*
+The Secret the pods read APP__DATABASE__URL, APP__AUTH__SIGNING_KEY, the webhook encryption
+keys and the SMTP password from.
+*/}}
 {{- define "keel.secretName" -}}
 {{- if .Values.externalSecret.enabled }}
 {{- include "keel.fullname" . }}
 {{- else }}
 {{- .Values.existingSecret }}
 {{- end }}
+{{- end }}
+
+{{/*
+The webhook encryption keys the ExternalSecret fetches, as a YAML list of {keyId, remoteKey,
+property}: externalSecret.webhookEncryptionKey first, then its previousKeys. Read back with
+fromYamlArray.
+*/}}
+{{- define "keel.webhookEncryptionKeys" -}}
+{{- $key := .Values.externalSecret.webhookEncryptionKey }}
+{{- $keys := list (dict "keyId" $key.keyId "remoteKey" $key.remoteKey "property" ($key.property | default "")) }}
+{{- range $key.previousKeys }}
+{{- $keys = append $keys (dict "keyId" .keyId "remoteKey" .remoteKey "property" (.property | default "")) }}
+{{- end }}
+{{- toYaml $keys }}
 {{- end }}
 
 {{/*
@@ -251,6 +268,59 @@ sslmode=require
       port: 4317
     - protocol: TCP
       port: 4318
+{{- end }}
+{{- end }}
+
+{{/*
+config.APP__WEBHOOKS__ALLOWED_NETWORKS (comma-separated CIDRs, as the app reads it) as a YAML
+list; read back with fromYamlArray.
+*/}}
+{{- define "keel.webhookAllowedNetworks" -}}
+{{- $networks := list }}
+{{- range splitList "," (toString (index .Values.config "APP__WEBHOOKS__ALLOWED_NETWORKS" | default "")) }}
+{{- with trim . }}{{ $networks = append $networks . }}{{ end }}
+{{- end }}
+{{- toYaml $networks }}
+{{- end }}
+
+{{/*
+Egress only the pods that run background work get (the worker's with worker.enabled, else the
+API's): webhook delivery to the internet minus the app's SSRF ranges, and SMTP to the relay. The API pods get neither while a
+worker Deployment does the work, so a compromised API pod cannot reach the internet.
+*/}}
+{{- define "keel.networkPolicyWorkEgress" -}}
+{{- with .Values.networkPolicy.webhookEgress }}
+{{- if .enabled }}
+- to:
+    - ipBlock:
+        cidr: {{ .cidr }}
+        {{- with .except }}
+        except:
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+    {{- /* What the app allowlists past its SSRF rule, the network opens past except. */}}
+    {{- range include "keel.webhookAllowedNetworks" $ | fromYamlArray }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    {{- range .ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.networkPolicy.smtp }}
+{{- if .cidrs }}
+- to:
+    {{- range .cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .port }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -6,7 +6,7 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- $v := .Values }}
 
 {{- if and (not $v.existingSecret) (not $v.externalSecret.enabled) }}
-{{- fail "existingSecret: name the Secret holding APP__DATABASE__URL and APP__AUTH__SIGNING_KEY, or set externalSecret.enabled=true (production refuses to start without them)" }}
+{{- fail "existingSecret: name the Secret holding APP__DATABASE__URL, APP__AUTH__SIGNING_KEY and APP__WEBHOOKS__ENCRYPTION_KEYS__K1, or set externalSecret.enabled=true (production refuses to start without them)" }}
 {{- end }}
 {{- if and $v.existingSecret $v.externalSecret.enabled }}
 {{- fail "existingSecret and externalSecret.enabled are exclusive: the ExternalSecret creates the Secret the pods use" }}
@@ -36,10 +36,42 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- if not $v.externalSecret.signingKey.remoteKey }}
 {{- fail "externalSecret.signingKey.remoteKey: set the Secrets Manager secret holding the token signing key" }}
 {{- end }}
+{{- if not $v.externalSecret.webhookEncryptionKey.remoteKey }}
+{{- fail "externalSecret.webhookEncryptionKey.remoteKey: set the Secrets Manager secret holding the webhook encryption key (base64 of 32 random bytes, openssl rand -base64 32); production refuses to start without one" }}
+{{- end }}
+{{- $ids := list }}
+{{- range $i, $key := include "keel.webhookEncryptionKeys" . | fromYamlArray }}
+{{- $where := ternary "externalSecret.webhookEncryptionKey" (printf "externalSecret.webhookEncryptionKey.previousKeys[%d]" (sub $i 1)) (eq $i 0) }}
+{{- $id := toString $key.keyId }}
+{{- /* The id becomes APP__WEBHOOKS__ENCRYPTION_KEYS__<ID>, which the app reads back in lower case; "__" would nest it one level deeper. */}}
+{{- if or (not (regexMatch "^[a-z0-9_]+$" $id)) (contains "__" $id) }}
+{{- fail (printf "%s.keyId: %q must match ^[a-z0-9_]+$ without a double underscore (it becomes APP__WEBHOOKS__ENCRYPTION_KEYS__%s, which the app reads back in lower case)" $where $id (upper $id)) }}
+{{- end }}
+{{- if not $key.remoteKey }}
+{{- fail (printf "%s.remoteKey: set the Secrets Manager secret holding key %q" $where $id) }}
+{{- end }}
+{{- if has $id $ids }}
+{{- fail (printf "%s.keyId: %q is listed twice; each key id names one key" $where $id) }}
+{{- end }}
+{{- $ids = append $ids $id }}
+{{- end }}
+{{- $active := toString (index $v.config "APP__WEBHOOKS__ACTIVE_KEY" | default "k1") }}
+{{- if not (has $active $ids) }}
+{{- fail (printf "config.APP__WEBHOOKS__ACTIVE_KEY: %q%s is not a key id the ExternalSecret fetches (%s); the pods would refuse to start. Set it to one of those, or fix externalSecret.webhookEncryptionKey.keyId" $active (ternary "" " (unset: the app's default)" (hasKey $v.config "APP__WEBHOOKS__ACTIVE_KEY")) (join ", " $ids)) }}
+{{- end }}
+{{- /* The app takes a password only with a user name, and a user name only with a password. */}}
+{{- $smtpUser := index $v.config "APP__EMAIL__SMTP_USERNAME" | default "" }}
+{{- $emailOn := ne (toString (index $v.config "APP__EMAIL__ENABLED" | default "true")) "false" }}
+{{- if and $emailOn $v.externalSecret.smtpPassword.remoteKey (not $smtpUser) }}
+{{- fail "config.APP__EMAIL__SMTP_USERNAME: externalSecret.smtpPassword.remoteKey is set, so name the SMTP user too; the app refuses a password without a user name" }}
+{{- end }}
+{{- if and $emailOn $smtpUser (not $v.externalSecret.smtpPassword.remoteKey) }}
+{{- fail "externalSecret.smtpPassword.remoteKey: config.APP__EMAIL__SMTP_USERNAME is set, so fetch the relay's password too; the app refuses a user name without a password" }}
+{{- end }}
 {{- end }}
 
 {{- range $key, $_ := $v.config }}
-{{- if has $key (list "APP__DATABASE__URL" "APP__DATABASE__MIGRATION_URL" "APP__AUTH__SIGNING_KEY") }}
+{{- if or (has $key (list "APP__DATABASE__URL" "APP__DATABASE__MIGRATION_URL" "APP__AUTH__SIGNING_KEY" "APP__EMAIL__SMTP_PASSWORD")) (hasPrefix "APP__WEBHOOKS__ENCRYPTION_KEYS__" $key) }}
 {{- fail (printf "config.%s: secrets do not belong in config (a ConfigMap); put them in existingSecret or the ExternalSecret" $key) }}
 {{- end }}
 {{- if has $key (list "APP_ENV" "APP__SERVER__HOST" "APP__SERVER__PORT" "OTEL_RESOURCE_ATTRIBUTES") }}
@@ -123,6 +155,21 @@ the job in hand gets the shutdown timeout, then the pools their 2s.
 {{- $otel := $v.networkPolicy.otelCollector }}
 {{- if and $v.otel.endpoint (not (or $otel.namespaceSelector $otel.podSelector $otel.cidrs)) }}
 {{- fail "networkPolicy.otelCollector: otel.endpoint is set, so give the collector's namespaceSelector/podSelector or cidrs, or telemetry export is blocked" }}
+{{- end }}
+{{- range include "keel.webhookAllowedNetworks" . | fromYamlArray }}
+{{- if not (regexMatch "^([0-9]{1,3}\\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:]+/[0-9]{1,3}$" .) }}
+{{- fail (printf "config.APP__WEBHOOKS__ALLOWED_NETWORKS: %q is not a network in CIDR notation (address/prefix); the app and the webhook NetworkPolicy need one" .) }}
+{{- end }}
+{{- end }}
+{{- /* The relay: 587 is the app's production port (app/config/production.toml). */}}
+{{- $smtp := $v.networkPolicy.smtp }}
+{{- $emailOn := ne (toString (index $v.config "APP__EMAIL__ENABLED" | default "true")) "false" }}
+{{- if and $emailOn (index $v.config "APP__EMAIL__SMTP_HOST") (not $smtp.cidrs) }}
+{{- fail "networkPolicy.smtp.cidrs: config.APP__EMAIL__SMTP_HOST is set, so give the relay's address ranges, or the NetworkPolicy blocks email" }}
+{{- end }}
+{{- $smtpPort := toString (index $v.config "APP__EMAIL__SMTP_PORT" | default "587") }}
+{{- if and $smtp.cidrs (ne $smtpPort (toString $smtp.port)) }}
+{{- fail (printf "networkPolicy.smtp.port: %v is not the port the app connects to (%s, config.APP__EMAIL__SMTP_PORT%s), so the NetworkPolicy blocks email" $smtp.port $smtpPort (ternary "" " unset: the production default" (hasKey $v.config "APP__EMAIL__SMTP_PORT"))) }}
 {{- end }}
 {{- end }}
 {{- end }}
