@@ -175,6 +175,9 @@ pub struct AuthSettings {
     pub refresh_token_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
+    /// How long an emailed password-reset token works, if it is not used first.
+    #[serde(with = "humantime_serde")]
+    pub password_reset_ttl: Duration,
     /// Ed25519 private key, PKCS#8 PEM. Exclusive with `signing_key_file`.
     pub signing_key: Option<SecretString>,
     pub signing_key_file: Option<PathBuf>,
@@ -854,6 +857,7 @@ impl AuthSettings {
             ("auth.access_token_ttl", auth.access_token_ttl),
             ("auth.refresh_token_ttl", auth.refresh_token_ttl),
             ("auth.session_lifetime", auth.session_lifetime),
+            ("auth.password_reset_ttl", auth.password_reset_ttl),
             ("auth.throttle.window", auth.throttle.window),
         ] {
             if value.is_zero() {

@@ -102,6 +102,30 @@ impl Auth<'_> {
             .await
     }
 
+    /// `POST /api/v1/auth/password-reset`: asks for a reset email.
+    pub async fn request_password_reset(&self, email: &str) -> Response {
+        self.app
+            .send_json(
+                Method::POST,
+                "/api/v1/auth/password-reset",
+                None,
+                &json!({ "email": email }),
+            )
+            .await
+    }
+
+    /// `POST /api/v1/auth/password-reset/confirm` with the token from a reset email.
+    pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Response {
+        self.app
+            .send_json(
+                Method::POST,
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                &json!({ "token": token, "new_password": new_password }),
+            )
+            .await
+    }
+
     /// The public keys tokens are verified with, `/.well-known/jwks.json`.
     pub async fn jwks(&self) -> Value {
         assert_json(self.app.get("/.well-known/jwks.json").await, 200).await

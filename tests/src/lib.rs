@@ -9,7 +9,8 @@
 //!
 //! The tests themselves are one binary, `tests/api/main.rs`, one module per feature. Each
 //! feature's requests live here in a module of the same name, reached from the app, e.g.
-//! `app.auth().register_and_login(..)` returns a [`Session`].
+//! `app.auth().register_and_login(..)` returns a [`Session`]. Email the app sends is read from
+//! an SMTP server in the test process, [`SmtpSink`].
 //! <!-- example-domain:begin -->
 //! The example domain's are `app.catalog().create(..)`, `app.orders().place(..)` and
 //! `app.reports().sales(..)`: only their modules and `mod` lines, nothing else here knows them.
@@ -23,6 +24,7 @@ pub mod orders;
 mod postgres;
 pub mod receiver;
 pub mod reports;
+pub mod smtp;
 
 pub use app::{
     TestApp, assert_json, assert_problem, config_dir, free_port, service_role_url, spawn_app,
@@ -31,3 +33,4 @@ pub use app::{
 pub use auth::{Session, TestKey};
 pub use binary::{Keel, KeelOutput, KeelProcess, migrated_database};
 pub use postgres::{ReadinessBlocker, TableLock, TestPostgres};
+pub use smtp::{ReceivedMail, SmtpSink};

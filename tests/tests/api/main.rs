@@ -7,6 +7,7 @@ mod catalog;
 mod cli;
 mod connections;
 mod database_roles;
+mod email;
 mod health;
 mod idempotency;
 mod jobs;

@@ -10,10 +10,11 @@ use time::OffsetDateTime;
 
 use super::{
     model::{
-        ChangePasswordRequest, Jwk, JwkSet, LoginRequest, NewUser, RefreshRequest, RegisterRequest,
-        TokenPair, User,
+        ChangePasswordRequest, Jwk, JwkSet, LoginRequest, NewUser, PasswordResetConfirmation,
+        PasswordResetRequest, RefreshRequest, RegisterRequest, TokenPair, User,
     },
     repo::{self, RefreshToken, Rotation},
+    reset,
 };
 use crate::{
     auth::{BearerAuth, LoginThrottle, Passwords, Role, TokenKeys, password},
@@ -34,6 +35,13 @@ enum RegisterResponse {
     /// The account was created.
     #[oai(status = 201)]
     Created(Json<User>),
+}
+
+#[derive(ApiResponse)]
+enum AcceptedResponse {
+    /// Accepted. If an account has this email, a reset link is on its way to it.
+    #[oai(status = 202)]
+    Accepted,
 }
 
 #[derive(ApiResponse)]
@@ -255,6 +263,81 @@ impl AccountsApi {
         Ok(EmptyResponse::NoContent)
     }
 
+    /// Ask for a password-reset email.
+    ///
+    /// Always 202, whether or not an account has this email, and as fast either way: the
+    /// request only queues the reset, and the account is looked up afterwards, in the
+    /// background. If one has the email, it receives a link to
+    /// `{email.public_url}/reset-password?token=...` and the token itself, which
+    /// `POST /auth/password-reset/confirm` accepts once, for `auth.password_reset_ttl`
+    /// (30 minutes by default). An account with three unused links gets no more until one is
+    /// used or expires.
+    #[oai(
+        path = "/auth/password-reset",
+        method = "post",
+        tag = "AccountTags::Auth"
+    )]
+    async fn request_password_reset(
+        &self,
+        body: JsonBody<PasswordResetRequest>,
+    ) -> Result<AcceptedResponse, ApiError> {
+        let mut conn = self.db.acquire().await?;
+        reset::enqueue(&mut conn, body.0.email.as_str()).await?;
+        Ok(AcceptedResponse::Accepted)
+    }
+
+    /// Set a new password with the token from a reset email.
+    ///
+    /// The token is spent, every session of the account is revoked (its refresh tokens stop
+    /// working; log in again with the new password), and the account's other reset links stop
+    /// working too. A token that is unknown, expired or already used is refused with 422
+    /// naming `/token`, without saying which of those it is.
+    #[oai(
+        path = "/auth/password-reset/confirm",
+        method = "post",
+        tag = "AccountTags::Auth"
+    )]
+    async fn confirm_password_reset(
+        &self,
+        body: JsonBody<PasswordResetConfirmation>,
+    ) -> Result<EmptyResponse, ApiError> {
+        let PasswordResetConfirmation {
+            token,
+            new_password,
+        } = body.0;
+        password::check_policy(new_password.as_str(), "/new_password")
+            .map_err(|err| ApiError::Validation(vec![err]))?;
+        let refused = || {
+            ApiError::Validation(vec![FieldError::new(
+                "/token",
+                "is not a valid reset token: unknown, expired or already used; ask for a new reset email",
+            )])
+        };
+        // Checked before hashing, so a made-up token costs no argon2 work.
+        if repo::reset_token_owner(&self.db, token.as_str())
+            .await?
+            .is_none()
+        {
+            return Err(refused());
+        }
+        let hash = self
+            .passwords
+            .hash(new_password.into_inner().into())
+            .await?;
+        // One transaction: the token is spent, the password set and every session revoked
+        // together, or none of it. Spending is what decides a race between two confirmations.
+        let mut tx = self.db.begin().await?;
+        let Some(user_id) = repo::spend_reset_token(&mut tx, token.as_str()).await? else {
+            return Err(refused());
+        };
+        repo::set_password_hash(&mut *tx, user_id, &hash).await?;
+        let revoked = repo::revoke_sessions(&mut tx, user_id, None).await?;
+        repo::delete_outstanding_reset_tokens(&mut tx, user_id).await?;
+        tx.commit().await?;
+        tracing::info!(user = %user_id, sessions = revoked, "password reset; every session revoked");
+        Ok(EmptyResponse::NoContent)
+    }
+
     /// The signed-in user.
     #[oai(path = "/users/me", method = "get", tag = "AccountTags::Users")]
     async fn me(&self, auth: BearerAuth) -> Result<Json<User>, ApiError> {
@@ -310,7 +393,7 @@ impl AccountsApi {
         // One transaction: the new hash and the revocations land together or not at all.
         let mut tx = self.db.begin().await?;
         repo::set_password_hash(&mut *tx, user.id, &hash).await?;
-        let revoked = repo::revoke_other_sessions(&mut tx, user.id, auth.0.sid).await?;
+        let revoked = repo::revoke_sessions(&mut tx, user.id, Some(auth.0.sid)).await?;
         tx.commit().await?;
         tracing::info!(user = %user.id, sessions = revoked, "password changed; other sessions revoked");
         Ok(EmptyResponse::NoContent)

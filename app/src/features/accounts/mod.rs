@@ -1,9 +1,10 @@
-//! Accounts: registration, login, token refresh and logout, the current user, password change,
-//! the published verification keys, and the `create-admin` command's logic.
+//! Accounts: registration, login, token refresh and logout, the current user, password change
+//! and reset by email, the published verification keys, and the `create-admin` command's logic.
 
 mod api;
 mod model;
 mod repo;
+mod reset;
 mod service;
 
 pub use api::{AccountsApi, KeysApi};
@@ -11,19 +12,32 @@ pub use service::{AdminOutcome, create_or_promote_admin};
 
 use futures_util::FutureExt as _;
 
-use crate::{features::Feature, jobs::ScheduledJob, server::AppState};
+use crate::{
+    features::Feature,
+    jobs::{ScheduledJob, queue::TaskKind},
+    server::AppState,
+};
 
 pub struct Accounts;
 
 impl Feature for Accounts {
     type Api = (AccountsApi, KeysApi);
 
+    // Reset tokens are purged with the sessions: both are credentials that stopped working,
+    // and one job needs no interval of its own.
     const JOBS: &'static [ScheduledJob] = &[ScheduledJob {
         name: "purge_sessions",
         run: |conn, settings| {
-            repo::purge_ended_sessions(conn, settings.auth.session_lifetime).boxed()
+            async move {
+                let sessions =
+                    repo::purge_ended_sessions(conn, settings.auth.session_lifetime).await?;
+                Ok(sessions + repo::purge_reset_tokens(conn).await?)
+            }
+            .boxed()
         },
     }];
+
+    const TASKS: &'static [TaskKind] = &[reset::SEND_RESET];
 
     fn api(state: &AppState) -> Self::Api {
         (

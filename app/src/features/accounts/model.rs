@@ -83,6 +83,21 @@ pub struct ChangePasswordRequest {
     pub new_password: NewPassword,
 }
 
+#[derive(Object)]
+pub struct PasswordResetRequest {
+    /// The account's login email, in any case. Whether an account has it is never said.
+    pub email: Email,
+}
+
+#[derive(Object)]
+pub struct PasswordResetConfirmation {
+    /// The token from the reset email (the `token` parameter of its link). It works once, and
+    /// only until it expires.
+    pub token: Text<Plain<0, 256>>,
+    /// Same rules as at registration.
+    pub new_password: NewPassword,
+}
+
 /// A fresh access token and the refresh token that replaces it when it expires.
 #[derive(Object)]
 pub struct TokenPair {

@@ -1,4 +1,4 @@
-//! SQL for users, sessions (refresh-token families) and refresh tokens.
+//! SQL for users, sessions (refresh-token families), refresh tokens and password-reset tokens.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand_core::{OsRng, RngCore as _};
@@ -95,12 +95,18 @@ pub struct RefreshToken {
 
 impl RefreshToken {
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        OsRng.fill_bytes(&mut bytes);
-        let token = URL_SAFE_NO_PAD.encode(bytes);
-        let hash = hash_token(&token);
+        let (token, hash) = opaque_token();
         Self { token, hash }
     }
+}
+
+/// 256 random bits, base64url, and their SHA-256: the token to hand out and the hash to store.
+fn opaque_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_token(&token);
+    (token, hash)
 }
 
 pub fn hash_token(token: &str) -> Vec<u8> {
@@ -235,17 +241,18 @@ pub async fn revoke_session_of(
     Ok(revoked.rows_affected() > 0)
 }
 
-/// Revokes every session of the user but `keep` (the one asking), in the caller's transaction.
-pub async fn revoke_other_sessions(
+/// Revokes every session of the user but `keep` (the one asking, if any), in the caller's
+/// transaction.
+pub async fn revoke_sessions(
     db: &mut PgConnection,
     user_id: Uuid,
-    keep: Uuid,
+    keep: Option<Uuid>,
 ) -> Result<u64, sqlx::Error> {
     let revoked = sqlx::query!(
         "UPDATE sessions SET revoked_at = now()
-         WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+         WHERE user_id = $1 AND id IS DISTINCT FROM $2 AND revoked_at IS NULL",
         user_id,
-        keep
+        keep as Option<Uuid>,
     )
     .execute(db)
     .await?;
@@ -280,4 +287,142 @@ pub async fn purge_ended_sessions(
         .await?
         .rows_affected();
     Ok(sessions + tokens)
+}
+
+/// An emailed password-reset token and the only form of it the database keeps.
+pub struct ResetToken {
+    pub token: String,
+    pub hash: Vec<u8>,
+}
+
+impl ResetToken {
+    pub fn generate() -> Self {
+        let (token, hash) = opaque_token();
+        Self { token, hash }
+    }
+}
+
+/// The account a reset was asked for, locked until the caller's transaction ends, so two
+/// requests for one account count its outstanding tokens one after the other.
+pub struct ResetAccount {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    /// Tokens of this account that are unused and unexpired.
+    pub outstanding: i64,
+}
+
+pub async fn lock_account_for_reset(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<ResetAccount>, sqlx::Error> {
+    let Some(user) = sqlx::query!(
+        "SELECT id, email, display_name FROM users WHERE lower(email) = lower($1) FOR UPDATE",
+        email,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    // A statement of its own, after the lock: one statement's snapshot is taken before it
+    // waits for the lock, so it would not see the tokens the previous holder inserted.
+    let outstanding = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM password_reset_tokens
+           WHERE user_id = $1 AND used_at IS NULL AND expires_at > now()"#,
+        user.id,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(ResetAccount {
+        id: user.id,
+        email: user.email,
+        display_name: user.display_name,
+        outstanding,
+    }))
+}
+
+/// Stores `token` for the user, expiring `ttl` from now by the database's clock, which is the
+/// clock that [`spend_reset_token`] checks it against.
+pub async fn insert_reset_token(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    token: &ResetToken,
+    ttl: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO password_reset_tokens (token_hash, user_id, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+        token.hash,
+        user_id,
+        ttl.as_secs_f64(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets a token whose email could not be sent: no one holds it, and it must not count
+/// against the account's outstanding tokens.
+pub async fn delete_reset_token(db: &PgPool, token: &ResetToken) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "DELETE FROM password_reset_tokens WHERE token_hash = $1",
+        token.hash
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whose unused, unexpired token `token` is, without spending it: a cheap refusal of a wrong
+/// token before a password is hashed for it.
+pub async fn reset_token_owner(db: &PgPool, token: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT user_id FROM password_reset_tokens
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()",
+        hash_token(token),
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Spends `token` if it is unused and unexpired, answering whose it was. One statement, so of
+/// two confirmations racing with one token exactly one gets an owner; the other none.
+pub async fn spend_reset_token(
+    conn: &mut PgConnection,
+    token: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "UPDATE password_reset_tokens SET used_at = now()
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+         RETURNING user_id",
+        hash_token(token),
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Deletes the user's unused reset tokens: after a reset, a link from an older email must not
+/// reset the password again.
+pub async fn delete_outstanding_reset_tokens(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "DELETE FROM password_reset_tokens WHERE user_id = $1 AND used_at IS NULL",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Deletes reset tokens that no longer work: used, or past their expiry.
+pub async fn purge_reset_tokens(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "DELETE FROM password_reset_tokens WHERE used_at IS NOT NULL OR expires_at <= now()"
+    )
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
 }
