@@ -50,11 +50,19 @@ enum DeleteSubscriptionResponse {
     Deleted,
 }
 
-pub const LINKS: &[Link] = &[Link::by_id(
-    ("/api/v1/webhooks", "post", "201"),
-    "ListDeliveries",
-    "listWebhookDeliveries",
-)];
+/// What a new subscription feeds into (OpenAPI links): its deliveries, and deleting it.
+pub const LINKS: &[Link] = &[
+    Link::by_id(
+        ("/api/v1/webhooks", "post", "201"),
+        "ListDeliveries",
+        "listWebhookDeliveries",
+    ),
+    Link::by_id(
+        ("/api/v1/webhooks", "post", "201"),
+        "DeleteWebhook",
+        "deleteWebhook",
+    ),
+];
 
 pub struct WebhooksApi {
     pub db: PgPool,
