@@ -257,3 +257,35 @@ impl TestKey {
         jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())
     }
 }
+
+/// Median times of `timed` for `known` and for fresh unknown emails, interleaved over `rounds`
+/// (alternating which goes first) after one warm-up of each: for the tests that hold an
+/// operation to costing the same whether or not an account has the email.
+pub async fn medians_known_and_unknown<F, Fut>(
+    rounds: usize,
+    known: &str,
+    timed: F,
+) -> (std::time::Duration, std::time::Duration)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = std::time::Duration>,
+{
+    timed(known.to_owned()).await;
+    timed("warm-up@example.com".to_owned()).await;
+    let (mut unknown, mut known_times) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let stranger = format!("nobody-{round}@example.com");
+        if round % 2 == 0 {
+            unknown.push(timed(stranger).await);
+            known_times.push(timed(known.to_owned()).await);
+        } else {
+            known_times.push(timed(known.to_owned()).await);
+            unknown.push(timed(stranger).await);
+        }
+    }
+    let median = |times: &mut Vec<std::time::Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    (median(&mut unknown), median(&mut known_times))
+}

@@ -294,26 +294,8 @@ async fn reset_requests_for_known_and_unknown_emails_take_as_long() {
         assert_eq!(response.status(), 202, "{email}");
         elapsed
     };
-    // Warm both paths (connections, caches) before measuring.
-    timed("known@example.com".to_owned()).await;
-    timed("warm-up@example.com".to_owned()).await;
-
-    let (mut unknown, mut known) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let stranger = format!("nobody-{round}@example.com");
-        if round % 2 == 0 {
-            unknown.push(timed(stranger).await);
-            known.push(timed("known@example.com".to_owned()).await);
-        } else {
-            known.push(timed("known@example.com".to_owned()).await);
-            unknown.push(timed(stranger).await);
-        }
-    }
-    let median = |times: &mut Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
-    let (unknown, known) = (median(&mut unknown), median(&mut known));
+    let (unknown, known) =
+        keel_tests::auth::medians_known_and_unknown(ROUNDS, "known@example.com", timed).await;
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
     // Measured 1.04-1.35 (medians 2-6 ms) on 2 busy cores: milliseconds are noisy, hence the
     // loose bounds. Work that depended on the account (a lookup and a hash, ~45 ms) would
