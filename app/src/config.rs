@@ -219,6 +219,9 @@ pub struct ThrottleSettings {
     pub trusted_proxy_hops: usize,
     /// Registrations from one client network within `window` (per replica) before 429.
     pub max_registrations_per_ip: u32,
+    /// Password-reset requests from one client network within `window` (per replica) before
+    /// 429.
+    pub max_password_resets_per_ip: u32,
 }
 
 /// Background work: whether `keel serve` runs it in-process, and how often each scheduled job
@@ -270,6 +273,9 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Waits before each retry of a failed delivery; after the last, the delivery is dead.
     pub retry_schedule: Vec<humantime_serde::Serde<Duration>>,
+    /// How long a rotated-out signing secret still signs deliveries beside the new one.
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_grace: Duration,
 }
 
 /// Outgoing email over SMTP.
@@ -292,6 +298,10 @@ pub struct EmailSettings {
     pub public_url: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// The wait before trying again a send the SMTP server refused for now (4xx, or no
+    /// connection); it doubles with each further try.
+    #[serde(with = "humantime_serde")]
+    pub retry_wait: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -697,6 +707,12 @@ impl WebhookSettings {
                 "must be longer than 0s",
             ));
         }
+        if self.secret_rotation_grace.is_zero() {
+            return Err(ConfigError::invalid(
+                "webhooks.secret_rotation_grace",
+                "must be longer than 0s: receivers need time to switch to a new secret",
+            ));
+        }
         Ok(())
     }
 
@@ -751,6 +767,12 @@ impl EmailSettings {
         if self.timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "email.timeout",
+                "must be longer than 0s",
+            ));
+        }
+        if self.retry_wait.is_zero() {
+            return Err(ConfigError::invalid(
+                "email.retry_wait",
                 "must be longer than 0s",
             ));
         }
@@ -883,6 +905,10 @@ impl AuthSettings {
             (
                 "auth.throttle.max_registrations_per_ip",
                 auth.throttle.max_registrations_per_ip,
+            ),
+            (
+                "auth.throttle.max_password_resets_per_ip",
+                auth.throttle.max_password_resets_per_ip,
             ),
         ] {
             if value == 0 {

@@ -119,6 +119,20 @@ fn emails() -> &'static Counter<u64> {
     })
 }
 
+impl MailError {
+    /// When to try a send that failed like this again, after `attempts` tries of at most
+    /// `max`: `first` (`email.retry_wait`), then doubling, so the SMTP server has time to come
+    /// back. None when retrying cannot help — a message that does not build, a permanent (5xx)
+    /// SMTP reply — or the tries are used up.
+    pub fn retry_in(&self, attempts: u32, max: u32, first: Duration) -> Option<Duration> {
+        let permanent = match self {
+            Self::Message(_) => true,
+            Self::Smtp(smtp) => smtp.is_permanent(),
+        };
+        (!permanent && attempts < max).then(|| first * (1 << attempts.saturating_sub(1).min(6)))
+    }
+}
+
 /// Attempts at one email before it is given up (logged, counted as failed).
 const SEND_ATTEMPTS: u32 = 6;
 
@@ -143,22 +157,14 @@ pub const SEND: TaskKind = TaskKind {
 
 async fn send_task(args: serde_json::Value, context: &TaskContext) -> Result<(), BoxDynError> {
     let args: SendArgs = queue::args(SEND_KIND, args)?;
-    let err = match context.mailer.send(&args.email).await {
-        Ok(()) => return Ok(()),
-        Err(err @ MailError::Message(_)) => {
-            // Retrying cannot fix a message that does not build.
-            tracing::error!(error = %err, "email dropped");
-            return Ok(());
-        }
-        Err(err) => err,
+    let Err(err) = context.mailer.send(&args.email).await else {
+        return Ok(());
     };
     let attempt = args.attempt + 1;
-    if attempt >= SEND_ATTEMPTS || matches!(&err, MailError::Smtp(smtp) if smtp.is_permanent()) {
+    let Some(wait) = err.retry_in(attempt, SEND_ATTEMPTS, context.settings.email.retry_wait) else {
         tracing::error!(error = %err, attempts = attempt, "email given up");
         return Ok(());
-    }
-    // 30 s, 1 min, 2 min, ... : the SMTP server has time to come back.
-    let wait = Duration::from_secs(30 << (attempt - 1).min(6));
+    };
     tracing::warn!(error = %err, attempt, retry_in = ?wait, "email not sent; will retry");
     let mut conn = context.db.acquire().await?;
     queue::enqueue(
@@ -172,4 +178,15 @@ async fn send_task(args: serde_json::Value, context: &TaskContext) -> Result<(),
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_that_does_not_build_is_never_retried() {
+        let err = MailError::Message("recipient: invalid".to_owned());
+        assert_eq!(err.retry_in(1, 6, Duration::from_secs(30)), None);
+    }
 }

@@ -7,6 +7,8 @@
 //! can run twice if its worker dies after committing — which `ON CONFLICT DO NOTHING` on
 //! `(event, subscriber)` gives the webhook fan-out.
 
+use std::time::Duration;
+
 use futures_util::{FutureExt as _, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection as _, PgConnection};
@@ -62,10 +64,12 @@ pub async fn publish(
     kind: &'static str,
     data: serde_json::Value,
 ) -> Result<Uuid, sqlx::Error> {
-    debug_assert!(
-        event_types().any(|known| known.name == kind),
-        "event type {kind} is not registered in any Feature::EVENTS"
-    );
+    if !event_types().any(|known| known.name == kind) {
+        // Webhook subscribers could never ask for it: a programming error, refused loudly.
+        return Err(sqlx::Error::Protocol(format!(
+            "event type {kind:?} is not registered in any Feature::EVENTS"
+        )));
+    }
     let id = Uuid::now_v7();
     sqlx::query!(
         "INSERT INTO outbox_events (id, type, payload) VALUES ($1, $2, $3)",
@@ -96,16 +100,65 @@ async fn dispatch(
     context: &TaskContext,
 ) -> Result<(), apalis::prelude::BoxDynError> {
     let args: DispatchArgs = queue::args(DISPATCH_KIND, args)?;
+    let failure = match hand_to_listeners(args.event_id, context).await {
+        Ok(()) => return Ok(()),
+        Err(failure) => failure,
+    };
+    // The listeners' work rolled back with their transaction. The event stays undispatched and
+    // is tried again later, for ever: an event is never dropped, and the lag shows it waits.
     let mut conn = context.db.acquire().await?;
     let mut tx = conn.begin().await?;
+    let attempts: i32 = sqlx::query_scalar!(
+        "SELECT attempts FROM outbox_events WHERE id = $1 FOR UPDATE",
+        args.event_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?
+        + 1;
+    let wait = retry_wait(attempts);
+    sqlx::query!(
+        r#"UPDATE outbox_events SET attempts = $2, last_error = left($3, 500), available_at = $4
+           WHERE id = $1"#,
+        args.event_id,
+        attempts,
+        failure,
+        OffsetDateTime::now_utc() + wait,
+    )
+    .execute(&mut *tx)
+    .await?;
+    queue::enqueue(&mut tx, DISPATCH_KIND, &args, Some(wait)).await?;
+    tx.commit().await?;
+    tracing::warn!(
+        event = %args.event_id, attempts, error = %failure, retry_in = ?wait,
+        "outbox event not dispatched; will retry"
+    );
+    Ok(())
+}
+
+/// The wait before dispatching an event again after its `attempts`-th failure: 1 s, doubling,
+/// at most 5 minutes.
+fn retry_wait(attempts: i32) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(9);
+    Duration::from_secs(1 << doublings).min(Duration::from_secs(300))
+}
+
+/// Runs every listener on the event in one transaction and marks it dispatched there; on
+/// failure, says why (the transaction is rolled back).
+async fn hand_to_listeners(event_id: Uuid, context: &TaskContext) -> Result<(), String> {
+    let db_error = |err: sqlx::Error| format!("database: {err}");
+    let mut conn = context.db.acquire().await.map_err(db_error)?;
+    let mut tx = conn.begin().await.map_err(db_error)?;
     let Some(event) = sqlx::query_as!(
         Event,
         r#"SELECT id, type AS kind, payload AS data, occurred_at FROM outbox_events
            WHERE id = $1 AND dispatched_at IS NULL FOR UPDATE"#,
-        args.event_id,
+        event_id,
     )
     .fetch_optional(&mut *tx)
-    .await?
+    .await
+    .map_err(db_error)?
     else {
         // Dispatched already (this task ran twice), or pruned.
         return Ok(());
@@ -116,13 +169,15 @@ async fn dispatch(
             .map_err(|err| format!("listener {}: {err}", listener.name))?;
     }
     sqlx::query!(
-        "UPDATE outbox_events SET dispatched_at = now() WHERE id = $1",
+        r#"UPDATE outbox_events SET dispatched_at = now(), attempts = attempts + 1,
+                  last_error = NULL
+           WHERE id = $1"#,
         event.id
     )
     .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
 }
 
 /// Deletes dispatched events older than `worker.outbox_retention` (what features keep about
@@ -152,6 +207,45 @@ pub const PRUNE_OUTBOX: ScheduledJob = ScheduledJob {
             .await?
             .rows_affected();
             Ok(events + tasks)
+        }
+        .boxed()
+    },
+};
+
+/// How long past its due time an undispatched event may wait before it is queued again.
+/// Generous: a busy queue is not a lost task, and a second dispatch task is only wasted work.
+const STALE_AFTER: time::Duration = time::Duration::minutes(5);
+
+/// Queues dispatch again for events long past due with no dispatch to show for it — their
+/// task was given up by the queue (it failed [`queue::MAX_ATTEMPTS`] times at once, say while
+/// the database was away) — so no committed event is stranded. Dispatch is idempotent, so
+/// an event whose task was merely slow is dispatched once all the same.
+pub const REDISPATCH_OUTBOX: ScheduledJob = ScheduledJob {
+    name: "redispatch_outbox",
+    run: |conn, _| {
+        async move {
+            let now = OffsetDateTime::now_utc();
+            let stranded = sqlx::query_scalar!(
+                r#"UPDATE outbox_events SET available_at = $2
+                   WHERE id IN (SELECT id FROM outbox_events
+                                WHERE dispatched_at IS NULL AND available_at < $1
+                                ORDER BY available_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+                   RETURNING id"#,
+                now - STALE_AFTER,
+                now,
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            for &event_id in &stranded {
+                queue::enqueue(conn, DISPATCH_KIND, &DispatchArgs { event_id }, None).await?;
+            }
+            if !stranded.is_empty() {
+                tracing::warn!(
+                    events = stranded.len(),
+                    "outbox events queued again for dispatch"
+                );
+            }
+            Ok(stranded.len() as u64)
         }
         .boxed()
     },

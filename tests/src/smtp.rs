@@ -7,7 +7,10 @@
 //! with `email.smtp_tls = "none"` and no credentials, as `test.toml` does.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -99,6 +102,8 @@ pub struct SmtpSink {
 struct Inbox {
     messages: Mutex<Vec<ReceivedMail>>,
     arrived: Notify,
+    /// Messages still to be refused with a transient 451, as a relay that is busy would.
+    refusals: AtomicUsize,
 }
 
 impl Inbox {
@@ -139,6 +144,12 @@ impl SmtpSink {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Answers the next `count` messages `451 4.3.0 Try again later` (a transient refusal,
+    /// which a client retries) instead of taking them.
+    pub fn refuse_next(&self, count: usize) {
+        self.inbox.refusals.store(count, Ordering::SeqCst);
     }
 
     /// The settings that point the app at this sink; add them to `spawn_app_with`.
@@ -229,6 +240,14 @@ async fn serve(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
                 None => reply("501 Syntax: RCPT TO:<address>").await?,
             },
             "DATA" if to.is_empty() => reply("503 RCPT first").await?,
+            "DATA"
+                if inbox
+                    .refusals
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok() =>
+            {
+                reply("451 4.3.0 Try again later").await?;
+            }
             "DATA" => {
                 reply("354 End data with <CR><LF>.<CR><LF>").await?;
                 let raw = read_data(&mut reader).await?;

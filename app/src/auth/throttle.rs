@@ -49,6 +49,8 @@ pub struct LoginThrottle {
     by_ip: Windows,
     /// Registrations per client network, this replica only.
     registrations: Windows,
+    /// Password-reset requests per client network, this replica only.
+    resets: Windows,
 }
 
 impl LoginThrottle {
@@ -57,6 +59,7 @@ impl LoginThrottle {
             db,
             by_ip: Windows::new(settings.window),
             registrations: Windows::new(settings.window),
+            resets: Windows::new(settings.window),
             settings,
         }
     }
@@ -142,10 +145,22 @@ impl LoginThrottle {
     /// registration costs a password hash, so this also bounds how fast one client can queue
     /// hashing work.
     pub fn begin_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        match ip.and_then(|ip| {
-            self.registrations
-                .count(ip, self.settings.max_registrations_per_ip)
-        }) {
+        Self::limit(
+            &self.registrations,
+            self.settings.max_registrations_per_ip,
+            ip,
+        )
+    }
+
+    /// Counts a password-reset request from `ip`; 429 once it is over
+    /// `max_password_resets_per_ip`. Each request queues a task and may send an email, so this
+    /// bounds how much of either one client can cause.
+    pub fn begin_password_reset(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        Self::limit(&self.resets, self.settings.max_password_resets_per_ip, ip)
+    }
+
+    fn limit(windows: &Windows, max: u32, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match ip.and_then(|ip| windows.count(ip, max)) {
             Some(retry_after) => Err(ApiError::TooManyRequests { retry_after }),
             None => Ok(()),
         }
@@ -228,6 +243,7 @@ mod tests {
             client_ip_header: header.map(str::to_owned),
             trusted_proxy_hops: hops,
             max_registrations_per_ip: 2,
+            max_password_resets_per_ip: 2,
         };
         let db = sqlx::PgPool::connect_lazy("postgres://unused@127.0.0.1/unused").expect("lazy");
         LoginThrottle::new(db, settings)

@@ -36,6 +36,7 @@ pub const FOUNDATION: &[ScheduledJob] = &[
     crate::idempotency::PURGE_IDEMPOTENCY_KEYS,
     scheduler::PRUNE_JOB_RUNS,
     crate::outbox::PRUNE_OUTBOX,
+    crate::outbox::REDISPATCH_OUTBOX,
 ];
 
 /// Every scheduled job of this build.

@@ -23,6 +23,7 @@ pub struct Application {
     local_addr: SocketAddr,
     state: AppState,
     role: Role,
+    mailer: Mailer,
 }
 
 /// What a process serves: `keel serve` the API (with background work unless
@@ -51,12 +52,15 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .context("the listener reported no address")?;
+        // Built here, so a bad SMTP setting stops the start instead of the first email.
+        let mailer = Mailer::new(&settings.email).context("email")?;
         let state = AppState::new(settings, db)?;
         Ok(Self {
             listener,
             local_addr,
             state,
             role,
+            mailer,
         })
     }
 
@@ -97,11 +101,10 @@ impl Application {
                 state.settings.worker.max_connections,
             )
             .map_err(std::io::Error::other)?;
-            let mailer = Mailer::new(&state.settings.email).map_err(std::io::Error::other)?;
             let task = tokio::spawn(jobs::run(
                 pool.clone(),
                 state.settings.clone(),
-                mailer,
+                self.mailer,
                 stop_work.clone(),
             ));
             Some((task, pool))

@@ -316,3 +316,105 @@ async fn reset_requests_for_known_and_unknown_emails_take_as_long() {
     assert_eq!(queued, 2 + 2 * ROUNDS as i64, "one task per request");
     assert_eq!(tokens, 0, "no request made a token itself");
 }
+
+/// A relay that answers 451 (busy, try later) gets the reset again: the refused token is
+/// deleted — no one received it — and the retry mails a fresh one that works.
+#[tokio::test]
+async fn a_reset_the_smtp_server_refuses_for_now_is_sent_again_with_a_fresh_token() {
+    let sink = SmtpSink::start().await;
+    sink.refuse_next(1);
+    let app = spawn_app_mailing(&sink, &[]).await;
+    let auth = app.auth();
+    auth.create_account("ada@example.com", PASSWORD).await;
+
+    assert_eq!(
+        auth.request_password_reset("ada@example.com")
+            .await
+            .status(),
+        202
+    );
+    // test.toml's email.retry_wait is 1 s.
+    let received = sink.wait_for(1, DELIVERY).await;
+    assert_eq!(
+        received.len(),
+        1,
+        "one email: the refused one was never taken"
+    );
+    let token = reset_token(&received[0]);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM password_reset_tokens")
+        .fetch_one(&app.db)
+        .await
+        .expect("count tokens");
+    assert_eq!(stored, 1, "the refused email's token is gone");
+    assert_eq!(
+        auth.confirm_password_reset(&token, NEW_PASSWORD)
+            .await
+            .status(),
+        204
+    );
+    auth.sign_in("ada@example.com", NEW_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn changing_the_password_voids_reset_links_mailed_before() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_mailing(&sink, &[]).await;
+    let auth = app.auth();
+    let session = auth.register_and_login("ada@example.com", PASSWORD).await;
+    assert_eq!(
+        auth.request_password_reset("ada@example.com")
+            .await
+            .status(),
+        202
+    );
+    let token = reset_token(&sink.wait_for(1, DELIVERY).await[0]);
+
+    let changed = app
+        .send_json(
+            reqwest::Method::PUT,
+            "/api/v1/users/me/password",
+            Some(&session.access_token),
+            &serde_json::json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(changed.status(), 204);
+    let refused = assert_problem(
+        auth.confirm_password_reset(&token, "an attacker's passphrase")
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "/token", "{refused}");
+    auth.sign_in("ada@example.com", NEW_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn reset_requests_are_limited_per_client_network() {
+    let app = spawn_app_with(&[
+        ("APP__WORKER__ENABLED", "false"),
+        ("APP__AUTH__THROTTLE__MAX_PASSWORD_RESETS_PER_IP", "3"),
+    ])
+    .await;
+    let auth = app.auth();
+    for n in 0..3 {
+        let email = format!("someone{n}@example.com");
+        assert_eq!(auth.request_password_reset(&email).await.status(), 202);
+    }
+    let response = auth.request_password_reset("one-more@example.com").await;
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!(retry_after >= 1, "{retry_after}");
+    assert_problem(response, 429).await;
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs
+         WHERE convert_from(job, 'UTF8')::jsonb ->> 'kind' = 'accounts.password_reset'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("read the task queue");
+    assert_eq!(queued, 3, "the refused request queued nothing");
+}

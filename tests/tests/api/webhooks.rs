@@ -313,6 +313,196 @@ async fn gone_disables_the_subscription() {
     );
 }
 
+/// `webhook-signature`'s entries, each `v1,<base64>`.
+fn signatures(request: &Received) -> Vec<&str> {
+    request.header("webhook-signature").split(' ').collect()
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends() {
+    let hooked = hooked(&[], Receiver::start().await).await;
+    let path = format!("/api/v1/webhooks/{}/secret", hooked.subscription);
+    let rotated = assert_json(
+        hooked
+            .app
+            .send_as(Method::POST, &path, &hooked.admin.access_token)
+            .await,
+        200,
+    )
+    .await;
+    let secret = rotated["secret"]
+        .as_str()
+        .expect("the new secret, shown once");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_ne!(secret, hooked.secret);
+    let expires = time::OffsetDateTime::parse(
+        rotated["previous_secret_expires_at"]
+            .as_str()
+            .expect("the old secret's grace"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("an RFC 3339 time");
+    let grace = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        grace > time::Duration::hours(23) && grace <= time::Duration::hours(24),
+        "webhooks.secret_rotation_grace is 24h: {grace}"
+    );
+    let listed = hooked.subscriptions().await;
+    assert_eq!(
+        listed[0]["previous_secret_expires_at"],
+        rotated["previous_secret_expires_at"]
+    );
+    assert!(!json!(listed).to_string().contains("whsec_"), "{listed:?}");
+
+    // In the grace: two entries, so a receiver holding either secret accepts the delivery.
+    hooked.order().await;
+    let first = &hooked.receiver.wait_for(1, Duration::from_secs(20)).await[0];
+    assert_eq!(signatures(first).len(), 2, "{:?}", first.headers);
+    verify(secret, first);
+    verify(&hooked.secret, first);
+
+    // Past it (brought forward here rather than waited for): the new secret alone signs.
+    sqlx::query(
+        "UPDATE webhook_subscriptions SET previous_secret_expires_at = now() - interval '1 second'",
+    )
+    .execute(&hooked.app.db)
+    .await
+    .expect("end the grace");
+    hooked.order().await;
+    let second = &hooked.receiver.wait_for(2, Duration::from_secs(20)).await[1];
+    assert_eq!(signatures(second).len(), 1, "{:?}", second.headers);
+    verify(secret, second);
+    assert!(
+        standardwebhooks::Webhook::new(&hooked.secret)
+            .expect("a secret")
+            .verify(&second.body, &second.headers)
+            .is_err(),
+        "the old secret no longer verifies"
+    );
+    assert!(
+        hooked.subscriptions().await[0]
+            .get("previous_secret_expires_at")
+            .is_none()
+    );
+
+    // Admins only, and only existing subscriptions.
+    let member = hooked
+        .app
+        .auth()
+        .register_and_login("member@example.com", "member test passphrase")
+        .await;
+    assert_problem(
+        hooked
+            .app
+            .send_as(Method::POST, &path, &member.access_token)
+            .await,
+        403,
+    )
+    .await;
+    assert_problem(
+        hooked
+            .app
+            .send_as(
+                Method::POST,
+                &format!("/api/v1/webhooks/{}/secret", uuid::Uuid::now_v7()),
+                &hooked.admin.access_token,
+            )
+            .await,
+        404,
+    )
+    .await;
+}
+
+/// The outbox row of the only event, as an operator would read it.
+async fn outbox_row(app: &TestApp) -> Value {
+    sqlx::query_scalar(
+        "SELECT jsonb_build_object('attempts', attempts, 'last_error', last_error,
+                'dispatched', dispatched_at IS NOT NULL,
+                'deferred', available_at > occurred_at)
+         FROM outbox_events",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("the event's row")
+}
+
+/// A listener that fails rolls the whole dispatch back; the event keeps its failures and why,
+/// waits, and is dispatched once the cause is gone. Here the cause is a constraint that
+/// refuses every webhook delivery row, added and then dropped by the test.
+#[tokio::test]
+async fn a_failed_dispatch_is_recorded_on_the_event_and_retried() {
+    let hooked = hooked(&[], Receiver::start().await).await;
+    // The table's owner may alter it; the service's role, app.db's, may not.
+    let owner = sqlx::PgPool::connect(&hooked.app.database_url)
+        .await
+        .expect("connect as the owner");
+    sqlx::query("ALTER TABLE webhook_deliveries ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+        .execute(&owner)
+        .await
+        .expect("add the constraint");
+    hooked.order().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let row = outbox_row(&hooked.app).await;
+        if row["attempts"].as_i64() >= Some(1) {
+            break row;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{row}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row["dispatched"], false, "{row}");
+    assert_eq!(row["deferred"], true, "{row}");
+    assert!(
+        row["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("webhooks.fan_out") && e.contains("refuse_all")),
+        "{row}"
+    );
+    assert!(hooked.receiver.received().is_empty());
+
+    sqlx::query("ALTER TABLE webhook_deliveries DROP CONSTRAINT refuse_all")
+        .execute(&owner)
+        .await
+        .expect("drop the constraint");
+    let received = hooked.receiver.wait_for(1, Duration::from_secs(30)).await;
+    verify(&hooked.secret, &received[0]);
+    let row = outbox_row(&hooked.app).await;
+    assert_eq!(row["dispatched"], true, "{row}");
+    assert_eq!(row["last_error"], Value::Null, "{row}");
+    assert!(row["attempts"].as_i64() >= Some(2), "{row}");
+}
+
+/// An event whose dispatch task is gone (the queue gave up on it) is queued again by the
+/// `redispatch_outbox` job once it is five minutes past due. The event is written here as
+/// `publish` would, minus its task, with its due time in the past.
+#[tokio::test]
+async fn a_stranded_event_is_queued_again_and_delivered() {
+    let hooked = hooked(
+        &[
+            ("APP__WORKER__TICK", "1s"),
+            ("APP__WORKER__SCHEDULE__REDISPATCH_OUTBOX", "1s"),
+        ],
+        Receiver::start().await,
+    )
+    .await;
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO outbox_events (id, type, payload, occurred_at, available_at)
+         VALUES ($1, 'order.placed', '{\"id\": \"stranded\"}', now() - interval '10 minutes',
+                 now() - interval '10 minutes')",
+    )
+    .bind(id)
+    .execute(&hooked.app.db)
+    .await
+    .expect("a stranded event");
+
+    let received = hooked.receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(received[0].header("webhook-id"), id.to_string());
+    assert_eq!(received[0].json()["data"]["id"], "stranded");
+    verify(&hooked.secret, &received[0]);
+}
+
 #[tokio::test]
 async fn internal_addresses_are_refused_without_the_allowlist() {
     let app = spawn_app_with(&[("APP__WEBHOOKS__ALLOWED_NETWORKS", "")]).await;

@@ -271,7 +271,8 @@ impl AccountsApi {
     /// `{email.public_url}/reset-password?token=...` and the token itself, which
     /// `POST /auth/password-reset/confirm` accepts once, for `auth.password_reset_ttl`
     /// (30 minutes by default). An account with three unused links gets no more until one is
-    /// used or expires.
+    /// used or expires. One client network may ask `auth.throttle.max_password_resets_per_ip`
+    /// times per window (429 with `Retry-After` beyond).
     #[oai(
         path = "/auth/password-reset",
         method = "post",
@@ -279,8 +280,11 @@ impl AccountsApi {
     )]
     async fn request_password_reset(
         &self,
+        req: &Request,
         body: JsonBody<PasswordResetRequest>,
     ) -> Result<AcceptedResponse, ApiError> {
+        self.throttle
+            .begin_password_reset(self.throttle.client_of(req))?;
         let mut conn = self.db.acquire().await?;
         reset::enqueue(&mut conn, body.0.email.as_str()).await?;
         Ok(AcceptedResponse::Accepted)
@@ -347,7 +351,8 @@ impl AccountsApi {
         Ok(Json(view(&user)))
     }
 
-    /// Change the password. Every other session of the user is revoked; this one stays.
+    /// Change the password. Every other session of the user is revoked; this one stays. Reset
+    /// links mailed before the change stop working.
     ///
     /// Wrong current passwords count against the same limits as failed logins (429 with
     /// `Retry-After`), so a stolen access token is no password oracle.
@@ -394,6 +399,8 @@ impl AccountsApi {
         let mut tx = self.db.begin().await?;
         repo::set_password_hash(&mut *tx, user.id, &hash).await?;
         let revoked = repo::revoke_sessions(&mut tx, user.id, Some(auth.0.sid)).await?;
+        // A reset link mailed before the change must not undo it.
+        repo::delete_outstanding_reset_tokens(&mut tx, user.id).await?;
         tx.commit().await?;
         tracing::info!(user = %user.id, sessions = revoked, "password changed; other sessions revoked");
         Ok(EmptyResponse::NoContent)

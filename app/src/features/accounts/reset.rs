@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 use super::repo::{self, ResetAccount, ResetToken};
 use crate::{
     jobs::queue::{self, TaskContext, TaskKind},
-    mail::{self, MailError},
+    mail,
 };
 
 /// Reset links an account may have outstanding (unused, unexpired). Beyond it a request sends
@@ -85,15 +85,10 @@ async fn send_reset(args: serde_json::Value, context: &TaskContext) -> Result<()
     // No one received this token; it must not work, nor count as outstanding.
     repo::delete_reset_token(&context.db, &token).await?;
     let attempt = args.attempt + 1;
-    let permanent = match &err {
-        MailError::Message(_) => true,
-        MailError::Smtp(smtp) => smtp.is_permanent(),
-    };
-    if permanent || attempt >= SEND_ATTEMPTS {
+    let Some(wait) = err.retry_in(attempt, SEND_ATTEMPTS, context.settings.email.retry_wait) else {
         tracing::error!(user = %account.id, error = %err, attempts = attempt, "password reset email given up");
         return Ok(());
-    }
-    let wait = Duration::from_secs(30 << (attempt - 1));
+    };
     tracing::warn!(user = %account.id, error = %err, attempt, retry_in = ?wait, "password reset email not sent; will retry");
     // The retry queues the address again, never the token: it makes a fresh one.
     let mut conn = context.db.acquire().await?;

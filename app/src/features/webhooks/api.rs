@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
-    model::{AttemptPage, CreatedSubscription, NewSubscription, SubscriptionPage},
+    model::{AttemptPage, CreatedSubscription, NewSubscription, RotatedSecret, SubscriptionPage},
     repo,
     secret::{SigningKey, Vault},
     ssrf,
@@ -50,12 +50,24 @@ enum DeleteSubscriptionResponse {
     Deleted,
 }
 
+#[derive(ApiResponse)]
+enum RotateSecretResponse {
+    /// Rotated. The response carries the new signing secret; it is never shown again.
+    #[oai(status = 200)]
+    Rotated(Json<RotatedSecret>),
+}
+
 /// What a new subscription feeds into (OpenAPI links): its deliveries, and deleting it.
 pub const LINKS: &[Link] = &[
     Link::by_id(
         ("/api/v1/webhooks", "post", "201"),
         "ListDeliveries",
         "listWebhookDeliveries",
+    ),
+    Link::by_id(
+        ("/api/v1/webhooks", "post", "201"),
+        "RotateSecret",
+        "rotateWebhookSecret",
     ),
     Link::by_id(
         ("/api/v1/webhooks", "post", "201"),
@@ -137,6 +149,40 @@ impl WebhooksApi {
         let mut items = repo::page(&self.db, cursor.0.map(Cursor::after), limit.0.fetch()).await?;
         let next_cursor = pagination::split(&mut items, limit.0, |s| s.id);
         Ok(Json(SubscriptionPage { items, next_cursor }))
+    }
+
+    /// Replace the signing secret (admin), e.g. when it may have leaked.
+    ///
+    /// The response's `secret` is the new one, shown this once. Until
+    /// `previous_secret_expires_at` (`webhooks.secret_rotation_grace` from now) every delivery
+    /// carries two `webhook-signature` entries, by the new secret and by the one it replaces,
+    /// so a receiver verifying with either accepts it while it switches. Rotating again within
+    /// that time ends the older secret's grace at once.
+    #[oai(
+        path = "/webhooks/:id/secret",
+        method = "post",
+        operation_id = "rotateWebhookSecret"
+    )]
+    async fn rotate_secret(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<RotateSecretResponse, ApiError> {
+        auth.require_admin(&self.db).await?;
+        let key = SigningKey::generate();
+        let sealed = Vault::new(&self.settings.webhooks)
+            .seal(id.0, &key)
+            .map_err(|err| ApiError::Internal(err.into()))?;
+        let grace = time::Duration::try_from(self.settings.webhooks.secret_rotation_grace)
+            .map_err(|err| ApiError::Internal(err.into()))?;
+        let expires_at = time::OffsetDateTime::now_utc() + grace;
+        let subscription = repo::rotate_secret(&self.db, id.0, &sealed, expires_at)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        Ok(RotateSecretResponse::Rotated(Json(RotatedSecret {
+            subscription,
+            secret: key.to_whsec().expose_secret().to_owned(),
+        })))
     }
 
     /// Unsubscribe (admin). Deliveries in flight are dropped with their records.

@@ -184,24 +184,39 @@ async fn attempt(settings: &WebhookSettings, job: &DeliveryJob, at: OffsetDateTi
         error: Some(error),
         retry_after: None,
     };
-    let key = match Vault::new(settings).open(
-        job.subscription_id,
-        &Sealed {
-            ciphertext: job.secret_ciphertext.clone(),
-            key_id: job.secret_key_id.clone(),
-        },
-    ) {
+    let shared = match Shared::get(settings) {
+        Ok(shared) => shared,
+        Err(err) => return failed(format!("http client: {err}")),
+    };
+    let open = |ciphertext: &[u8], key_id: &str| {
+        shared.vault.open(
+            job.subscription_id,
+            &Sealed {
+                ciphertext: ciphertext.to_vec(),
+                key_id: key_id.to_owned(),
+            },
+        )
+    };
+    let key = match open(&job.secret_ciphertext, &job.secret_key_id) {
         Ok(key) => key,
         Err(err) => return failed(format!("signing secret: {err}")),
+    };
+    let previous = match (&job.previous_secret_ciphertext, &job.previous_secret_key_id) {
+        (Some(ciphertext), Some(key_id)) => match open(ciphertext, key_id) {
+            Ok(key) => Some(key),
+            Err(err) => return failed(format!("previous signing secret: {err}")),
+        },
+        _ => None,
     };
     let url = match ssrf::check_syntax(&job.url, settings) {
         Ok(url) => url,
         Err(err) => return failed(format!("url {err}")),
     };
-    let address = match ssrf::resolve(&url, &settings.allowed_networks()).await {
-        Ok(address) => address,
-        Err(err) => return failed(format!("url {err}")),
-    };
+    // The resolver checks again as it connects; this check names the refusal plainly, and is
+    // the only one for an IP-literal URL, which no resolver sees.
+    if let Err(err) = ssrf::resolve(&url, &settings.allowed_networks()).await {
+        return failed(format!("url {err}"));
+    }
     let body = match serde_json::to_vec(&serde_json::json!({
         "type": job.event_type,
         "timestamp": job.occurred_at.format(&Rfc3339).unwrap_or_default(),
@@ -212,22 +227,13 @@ async fn attempt(settings: &WebhookSettings, job: &DeliveryJob, at: OffsetDateTi
     };
     let id = job.event_id.to_string();
     let timestamp = at.unix_timestamp();
-    let signature = key.sign(&id, timestamp, &body);
+    // While a rotated-out secret is in its grace, both sign: a receiver holding either verifies.
+    let signature = std::iter::once(&key)
+        .chain(previous.as_ref())
+        .map(|key| key.sign(&id, timestamp, &body))
+        .collect::<Vec<_>>()
+        .join(" ");
 
-    let host = url.host_str().unwrap_or_default();
-    let client = match reqwest::Client::builder()
-        // The connection goes where the check said, whatever DNS answers next.
-        .resolve(host, address)
-        .redirect(reqwest::redirect::Policy::none())
-        // A proxy from the environment would connect wherever it resolves the name.
-        .no_proxy()
-        .timeout(settings.timeout)
-        .user_agent(concat!("keel-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(client) => client,
-        Err(err) => return failed(format!("http client: {err}")),
-    };
     let mut headers = http::HeaderMap::new();
     global::get_text_map_propagator(|propagator| {
         propagator.inject_context(
@@ -235,7 +241,8 @@ async fn attempt(settings: &WebhookSettings, job: &DeliveryJob, at: OffsetDateTi
             &mut HeaderInjector(&mut headers),
         );
     });
-    let request = client
+    let request = shared
+        .client
         .post(url.clone())
         .headers(headers)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -260,6 +267,38 @@ async fn attempt(settings: &WebhookSettings, job: &DeliveryJob, at: OffsetDateTi
         }
         // The error's chain names the cause (timeout, refused, TLS) without the body.
         Err(err) => failed(error_chain(&err)),
+    }
+}
+
+/// What every attempt in this process shares, built on first use from its settings: one HTTP
+/// client, so connections to a receiver are pooled and reused, and the opened encryption keys.
+struct Shared {
+    client: reqwest::Client,
+    vault: Vault,
+}
+
+impl Shared {
+    fn get(settings: &WebhookSettings) -> Result<&'static Shared, reqwest::Error> {
+        static SHARED: OnceLock<Shared> = OnceLock::new();
+        if let Some(shared) = SHARED.get() {
+            return Ok(shared);
+        }
+        let client = reqwest::Client::builder()
+            // New connections go only where the SSRF rules allow, checked as they are made.
+            .dns_resolver(std::sync::Arc::new(ssrf::CheckedResolver {
+                allowed: settings.allowed_networks(),
+            }))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would connect wherever it resolves the name.
+            .no_proxy()
+            .timeout(settings.timeout)
+            .user_agent(concat!("keel-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let built = Shared {
+            client,
+            vault: Vault::new(settings),
+        };
+        Ok(SHARED.get_or_init(|| built))
     }
 }
 

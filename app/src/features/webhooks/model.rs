@@ -31,6 +31,10 @@ pub struct Subscription {
     #[oai(skip_serializing_if_is_none)]
     pub disabled_reason: Option<String>,
     pub created_at: OffsetDateTime,
+    /// Set while a rotated-out secret still signs deliveries beside the current one (a second
+    /// `webhook-signature` entry): until then receivers may verify with either.
+    #[oai(skip_serializing_if_is_none)]
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Object)]
@@ -39,6 +43,15 @@ pub struct CreatedSubscription {
     pub subscription: Subscription,
     /// The signing secret, `whsec_<base64>`: shown this once, never again. Receivers verify
     /// `webhook-signature` with it (Standard Webhooks).
+    pub secret: String,
+}
+
+#[derive(Debug, Object)]
+pub struct RotatedSecret {
+    #[oai(flatten)]
+    pub subscription: Subscription,
+    /// The new signing secret, `whsec_<base64>`: shown this once. Deliveries are signed with
+    /// it and, until `previous_secret_expires_at`, with the secret it replaces.
     pub secret: String,
 }
 

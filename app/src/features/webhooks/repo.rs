@@ -20,7 +20,9 @@ pub async fn insert(
         Subscription,
         r#"INSERT INTO webhook_subscriptions (id, url, events, secret_ciphertext, secret_key_id)
            VALUES ($1, $2, $3, $4, $5)
-           RETURNING id, url, events, enabled, disabled_reason, created_at"#,
+           RETURNING id, url, events, enabled, disabled_reason, created_at,
+                     CASE WHEN previous_secret_expires_at > now()
+                          THEN previous_secret_expires_at END AS previous_secret_expires_at"#,
         id,
         url,
         events,
@@ -31,10 +33,42 @@ pub async fn insert(
     .await
 }
 
+/// Replaces the signing secret with `secret`; the one it replaces keeps signing until
+/// `previous_expires_at` (replacing any older one still in its grace). None when there is no
+/// such subscription.
+pub async fn rotate_secret(
+    db: &PgPool,
+    id: Uuid,
+    secret: &Sealed,
+    previous_expires_at: OffsetDateTime,
+) -> Result<Option<Subscription>, sqlx::Error> {
+    // SET reads the row as it was, so the current secret becomes the previous one.
+    sqlx::query_as!(
+        Subscription,
+        r#"UPDATE webhook_subscriptions
+           SET previous_secret_ciphertext = secret_ciphertext,
+               previous_secret_key_id = secret_key_id,
+               previous_secret_expires_at = $4,
+               secret_ciphertext = $2,
+               secret_key_id = $3
+           WHERE id = $1
+           RETURNING id, url, events, enabled, disabled_reason, created_at,
+                     previous_secret_expires_at"#,
+        id,
+        secret.ciphertext,
+        secret.key_id,
+        previous_expires_at,
+    )
+    .fetch_optional(db)
+    .await
+}
+
 pub async fn find(db: &PgPool, id: Uuid) -> Result<Option<Subscription>, sqlx::Error> {
     sqlx::query_as!(
         Subscription,
-        r#"SELECT id, url, events, enabled, disabled_reason, created_at
+        r#"SELECT id, url, events, enabled, disabled_reason, created_at,
+                  CASE WHEN previous_secret_expires_at > now()
+                       THEN previous_secret_expires_at END AS previous_secret_expires_at
            FROM webhook_subscriptions WHERE id = $1"#,
         id,
     )
@@ -50,7 +84,9 @@ pub async fn page(
 ) -> Result<Vec<Subscription>, sqlx::Error> {
     sqlx::query_as!(
         Subscription,
-        r#"SELECT id, url, events, enabled, disabled_reason, created_at
+        r#"SELECT id, url, events, enabled, disabled_reason, created_at,
+                  CASE WHEN previous_secret_expires_at > now()
+                       THEN previous_secret_expires_at END AS previous_secret_expires_at
            FROM webhook_subscriptions WHERE ($1::uuid IS NULL OR id < $1)
            ORDER BY id DESC LIMIT $2"#,
         after,
@@ -123,6 +159,9 @@ pub struct DeliveryJob {
     pub enabled: bool,
     pub secret_ciphertext: Vec<u8>,
     pub secret_key_id: String,
+    /// The rotated-out secret, while it still signs.
+    pub previous_secret_ciphertext: Option<Vec<u8>>,
+    pub previous_secret_key_id: Option<String>,
     pub event_id: Uuid,
     pub event_type: String,
     pub payload: serde_json::Value,
@@ -134,6 +173,10 @@ pub async fn delivery(db: &PgPool, id: Uuid) -> Result<Option<DeliveryJob>, sqlx
         DeliveryJob,
         r#"SELECT d.id, d.status AS "status: DeliveryStatus", d.attempts, d.subscription_id,
                   s.url, s.enabled, s.secret_ciphertext, s.secret_key_id,
+                  CASE WHEN s.previous_secret_expires_at > now()
+                       THEN s.previous_secret_ciphertext END AS previous_secret_ciphertext,
+                  CASE WHEN s.previous_secret_expires_at > now()
+                       THEN s.previous_secret_key_id END AS previous_secret_key_id,
                   e.id AS event_id, e.type AS event_type, e.payload, e.occurred_at
            FROM webhook_deliveries d
            JOIN webhook_subscriptions s ON s.id = d.subscription_id

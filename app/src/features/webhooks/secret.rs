@@ -154,6 +154,7 @@ mod tests {
             allowed_networks: Vec::new(),
             timeout: std::time::Duration::from_secs(1),
             retry_schedule: Vec::new(),
+            secret_rotation_grace: std::time::Duration::from_secs(60),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Which URLs a webhook may call: the service must not become a way into its own network
 //! (server-side request forgery). A subscriber URL is checked when it is registered and again,
-//! resolved afresh, before every attempt; the connection then goes to exactly the address that
-//! was checked, so a name that resolves elsewhere a moment later (DNS rebinding) changes nothing.
+//! resolved afresh, before every attempt, and once more by the HTTP client's resolver when it
+//! connects: a connection goes only to an address that passed, so a name that resolves
+//! elsewhere a moment later (DNS rebinding) changes nothing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -52,12 +53,27 @@ pub fn check_syntax(url: &str, settings: &WebhookSettings) -> Result<Url, Refuse
     Ok(url)
 }
 
-/// Resolves `url`'s host and returns the address to connect to. Every address the name
-/// resolves to must be allowed — a name with one public and one internal record is refused,
-/// since which one a client picks is not ours to decide.
+/// Resolves `url`'s host and returns the address to connect to, checked by [`resolve_host`].
 pub async fn resolve(url: &Url, allowed: &[IpNet]) -> Result<SocketAddr, Refused> {
-    let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
+    let addresses = resolve_host(url.host_str().unwrap_or_default(), port, allowed).await?;
+    addresses
+        .first()
+        .copied()
+        .ok_or_else(|| Refused::Unresolved {
+            host: url.host_str().unwrap_or_default().to_owned(),
+            reason: "no addresses".to_owned(),
+        })
+}
+
+/// Resolves `host` (a name or an IP literal). Every address the name resolves to must be
+/// allowed — a name with one public and one internal record is refused, since which one a
+/// client picks is not ours to decide.
+pub async fn resolve_host(
+    host: &str,
+    port: u16,
+    allowed: &[IpNet],
+) -> Result<Vec<SocketAddr>, Refused> {
     // Bracketed IPv6 literals come back from `host_str` with their brackets.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
@@ -65,30 +81,49 @@ pub async fn resolve(url: &Url, allowed: &[IpNet]) -> Result<SocketAddr, Refused
         Err(_) => tokio::net::lookup_host((bare, port))
             .await
             .map_err(|err| Refused::Unresolved {
-                host: host.clone(),
+                host: host.to_owned(),
                 reason: err.to_string(),
             })?
             .collect(),
     };
-    let Some(first) = addresses.first().copied() else {
+    if addresses.is_empty() {
         return Err(Refused::Unresolved {
-            host,
+            host: host.to_owned(),
             reason: "no addresses".to_owned(),
         });
-    };
+    }
     for address in &addresses {
         let ip = canonical(address.ip());
         if let Some(kind) = internal_kind(ip)
             && !allowed.iter().any(|network| network.contains(&ip))
         {
             return Err(Refused::Internal {
-                host,
+                host: host.to_owned(),
                 address: ip,
                 kind,
             });
         }
     }
-    Ok(first)
+    Ok(addresses)
+}
+
+/// The HTTP client's resolver: a connection to a subscriber goes only to addresses that pass
+/// [`resolve_host`] at the moment of connecting, so a name that passed the check before the
+/// attempt and resolves elsewhere a moment later (DNS rebinding) is refused, and pooled
+/// connections can be reused safely. (IP-literal URLs skip resolvers; the attempt checks those.)
+pub struct CheckedResolver {
+    pub allowed: Vec<IpNet>,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allowed = self.allowed.clone();
+        Box::pin(async move {
+            // The connector puts the URL's port on each address.
+            let addresses = resolve_host(name.as_str(), 0, &allowed).await?;
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// IPv4 written as IPv6 (`::ffff:127.0.0.1`) is the IPv4 address it carries.
