@@ -9,22 +9,16 @@ use time::OffsetDateTime;
 
 /// Every job slow enough not to run twice in a test, but `fast` every `interval`.
 fn schedule(fast: &str, interval: &str) -> Vec<(String, String)> {
-    let mut settings: Vec<(String, String)> = [
-        "purge_sessions",
-        "purge_login_failures",
-        "purge_idempotency_keys",
-        "prune_job_runs",
-        "prune_outbox",
-    ]
-    .into_iter()
-    .map(|job| {
-        let value = if job == fast { interval } else { "1h" };
-        (
-            format!("APP__WORKER__SCHEDULE__{}", job.to_uppercase()),
-            value.to_owned(),
-        )
-    })
-    .collect();
+    let mut settings: Vec<(String, String)> = keel::jobs::scheduled()
+        .map(|job| job.name)
+        .map(|job| {
+            let value = if job == fast { interval } else { "1h" };
+            (
+                format!("APP__WORKER__SCHEDULE__{}", job.to_uppercase()),
+                value.to_owned(),
+            )
+        })
+        .collect();
     settings.push(("APP__WORKER__TICK".to_owned(), "50ms".to_owned()));
     settings
 }
@@ -139,20 +133,20 @@ async fn serve_runs_background_work_unless_disabled() {
     };
     let (enabled, disabled) = tokio::join!(start("true"), start("false"));
     let all_jobs = "SELECT count(DISTINCT job) FROM scheduled_job_runs";
-    // Every job of `schedule`: each is due at start-up.
-    const JOBS: i64 = 5;
+    // Every job of this build: each is due at start-up.
+    let jobs = i64::try_from(keel::jobs::scheduled().count()).expect("a few jobs");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let ran: i64 = sqlx::query_scalar(all_jobs)
             .fetch_one(&enabled.db)
             .await
             .expect("read the run log");
-        if ran == JOBS {
+        if ran == jobs {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "worker.enabled = true ran {ran} of {JOBS} jobs"
+            "worker.enabled = true ran {ran} of {jobs} jobs"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
