@@ -159,7 +159,42 @@ pub struct TelemetrySettings {
     pub service_name: String,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// Base URL of the OTLP receiver. Unset: the standard `OTEL_EXPORTER_OTLP_ENDPOINT`, and
+    /// without either, nothing is exported.
     pub otlp_endpoint: Option<String>,
+    /// `grpc` or `http/protobuf`. Unset: the standard `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+    /// `http/protobuf`.
+    #[serde(default)]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Send log records over OTLP too (besides stdout), when exporting.
+    #[serde(default)]
+    pub otlp_logs: bool,
+    /// Share of new traces recorded (0 to 1); a request continuing a caller's trace follows
+    /// the caller's decision. The standard `OTEL_TRACES_SAMPLER`, when set, wins.
+    pub sampling_ratio: f64,
+}
+
+/// The OTLP transport, named as `OTEL_EXPORTER_OTLP_PROTOCOL` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl std::str::FromStr for OtlpProtocol {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim() {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            other => Err(format!(
+                "{other:?} is not supported; use \"grpc\" or \"http/protobuf\""
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -800,6 +835,21 @@ impl TelemetrySettings {
                     "must be an http:// or https:// base URL",
                 ));
             }
+        }
+        if !(0.0..=1.0).contains(&self.sampling_ratio) {
+            return Err(ConfigError::invalid(
+                "telemetry.sampling_ratio",
+                "must be between 0 and 1",
+            ));
+        }
+        if self.otlp_protocol.is_none()
+            && let Ok(protocol) = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL")
+            && let Err(err) = protocol.parse::<OtlpProtocol>()
+        {
+            return Err(ConfigError::invalid(
+                "telemetry.otlp_protocol",
+                format!("unset, so OTEL_EXPORTER_OTLP_PROTOCOL decides, and its {err}"),
+            ));
         }
         Ok(())
     }

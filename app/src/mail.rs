@@ -18,6 +18,7 @@ use opentelemetry::{KeyValue, global, metrics::Counter};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use tracing::Instrument as _;
 
 use crate::{
     config::{EmailSettings, SmtpTls},
@@ -38,6 +39,8 @@ pub struct Email {
 pub struct Mailer {
     transport: Option<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
     from: Option<Mailbox>,
+    /// `host:port` of the relay, for the CLIENT span.
+    relay: (String, u16),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,7 @@ impl Mailer {
             return Ok(Self {
                 transport: None,
                 from: None,
+                relay: (settings.smtp_host.clone(), settings.smtp_port),
             });
         }
         let tls = match settings.smtp_tls {
@@ -76,6 +80,7 @@ impl Mailer {
         Ok(Self {
             transport: Some(Arc::new(builder.build())),
             from: Some(settings.from.parse()?),
+            relay: (settings.smtp_host.clone(), settings.smtp_port),
         })
     }
 
@@ -97,7 +102,32 @@ impl Mailer {
                 email.html.clone(),
             ))
             .map_err(|err| MailError::Message(err.to_string()))?;
-        let result = transport.send(message).await.map(|_| ());
+        // One CLIENT span per message; SMTP has no header a relay reads trace context from.
+        let span = tracing::info_span!(
+            "SMTP send",
+            otel.kind = "client",
+            network.protocol.name = "smtp",
+            server.address = %self.relay.0,
+            server.port = self.relay.1,
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let result = transport
+            .send(message)
+            .instrument(span.clone())
+            .await
+            .map(|_| ());
+        if let Err(err) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record(
+                "error.type",
+                if err.is_permanent() {
+                    "permanent"
+                } else {
+                    "transient"
+                },
+            );
+        }
         emails().add(
             1,
             &[KeyValue::new(

@@ -125,7 +125,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 _ => Role::Api,
             };
             let settings = load_settings()?;
-            let telemetry = telemetry::init(&settings.telemetry)?;
+            let telemetry =
+                telemetry::init(&settings.telemetry, &settings.environment.to_string())?;
             tracing::info!(
                 environment = %settings.environment,
                 version = env!("CARGO_PKG_VERSION"),
@@ -145,7 +146,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = load_settings()?;
-            let telemetry = telemetry::init(&settings.telemetry)?;
+            let telemetry =
+                telemetry::init(&settings.telemetry, &settings.environment.to_string())?;
             let result = async {
                 db::migrate(&settings.database).await?;
                 tracing::info!("migrations applied");

@@ -14,7 +14,11 @@ use std::{
 };
 
 use futures_util::FutureExt as _;
-use opentelemetry::{KeyValue, global, metrics::Histogram, trace::TraceContextExt as _};
+use opentelemetry::{
+    KeyValue, global,
+    metrics::{Histogram, UpDownCounter},
+    trace::TraceContextExt as _,
+};
 use opentelemetry_http::HeaderExtractor;
 use poem::{
     Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result,
@@ -55,6 +59,12 @@ impl<E: Endpoint> Middleware<E> for RequestContext {
                 .f64_histogram("http.server.request.duration")
                 .with_unit("s")
                 .with_description("Duration of HTTP server requests")
+                .with_boundaries(crate::telemetry::DURATION_BUCKETS.to_vec())
+                .build(),
+            active: global::meter("keel")
+                .i64_up_down_counter("http.server.active_requests")
+                .with_unit("{request}")
+                .with_description("HTTP server requests in flight")
                 .build(),
         }
     }
@@ -64,6 +74,7 @@ pub struct RequestContextEndpoint<E> {
     inner: E,
     trust_request_id: bool,
     duration: Histogram<f64>,
+    active: UpDownCounter<i64>,
 }
 
 impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
@@ -78,6 +89,16 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         req.set_data(RequestId(request_id.clone()));
 
         let method = req.method().clone();
+        let in_flight = [
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("url.scheme", "http"),
+        ];
+        self.active.add(1, &in_flight);
+        // Counted back down however the request ends, a dropped connection included.
+        let _in_flight = CountedDown {
+            counter: &self.active,
+            attributes: &in_flight,
+        };
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = %method,
@@ -86,6 +107,7 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
             http.request.method = %method,
             http.route = Empty,
             http.response.status_code = Empty,
+            error.type = Empty,
             url.path = %req.uri().path(),
             url.scheme = "http",
             network.protocol.version = ?req.version(),
@@ -123,6 +145,7 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
+            span.record("error.type", status.as_str());
         }
         let elapsed = started.elapsed();
         let mut attributes = vec![
@@ -132,6 +155,10 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         if let Some(route) = &route {
             attributes.push(KeyValue::new("http.route", route.to_string()));
         }
+        if status.is_server_error() {
+            attributes.push(KeyValue::new("error.type", status.as_str().to_owned()));
+        }
+        attributes.push(KeyValue::new("url.scheme", "http"));
         self.duration.record(elapsed.as_secs_f64(), &attributes);
         span.in_scope(|| {
             tracing::info!(
@@ -145,6 +172,18 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         Ok(response)
+    }
+}
+
+/// Takes one off `counter` when dropped.
+struct CountedDown<'a> {
+    counter: &'a UpDownCounter<i64>,
+    attributes: &'a [KeyValue],
+}
+
+impl Drop for CountedDown<'_> {
+    fn drop(&mut self) {
+        self.counter.add(-1, self.attributes);
     }
 }
 

@@ -21,6 +21,7 @@ pub mod auth;
 mod binary;
 pub mod catalog;
 pub mod orders;
+pub mod otlp;
 mod postgres;
 pub mod receiver;
 pub mod reports;

@@ -14,6 +14,7 @@ use argon2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use crate::{config::Argon2Settings, error::FieldError};
 
@@ -145,8 +146,10 @@ impl Passwords {
 
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         let params = self.params.clone();
-        self.run(move |memory| hash_with(&params, password.expose_secret().as_bytes(), memory))
-            .await
+        self.run("hash", move |memory| {
+            hash_with(&params, password.expose_secret().as_bytes(), memory)
+        })
+        .await
     }
 
     /// Verifies against `stored`, or against a dummy hash when there is none (unknown email).
@@ -158,7 +161,7 @@ impl Passwords {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let configured = self.params.clone();
-        self.run(move |memory| {
+        self.run("verify", move |memory| {
             VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
             let (matches, used) =
                 verify_with(&stored, password.expose_secret().as_bytes(), memory)?;
@@ -176,36 +179,47 @@ impl Passwords {
         .await
     }
 
+    /// Runs `work` on the blocking pool once a permit is free. Traced as a span with two
+    /// children, the wait for a permit and the computation, so a slow login shows which one.
     async fn run<T: Send + 'static>(
         &self,
+        operation: &'static str,
         work: impl FnOnce(&mut Vec<Block>) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // Counted down on drop, so a request abandoned while it waits frees its place.
-                let _place = Waiting::join(&self.waiting, self.max_waiting)?;
-                self.permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|err| HashError::Argon2(err.to_string()))?
-            }
-        };
-        let buffers = self.buffers.clone();
-        let block_count = self.params.block_count();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // At most one buffer per permit exists, so this allocates only until every permit
-            // has been used once.
-            let mut memory = lock(&buffers)
-                .pop()
-                .unwrap_or_else(|| vec![Block::new(); block_count]);
-            let result = work(&mut memory);
-            lock(&buffers).push(memory);
-            result
-        })
-        .await?
+        let span = tracing::info_span!("password", password.operation = operation);
+        async move {
+            let permit = match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    // Counted down on drop, so a request abandoned while it waits frees its place.
+                    let _place = Waiting::join(&self.waiting, self.max_waiting)?;
+                    self.permits
+                        .clone()
+                        .acquire_owned()
+                        .instrument(tracing::info_span!("password queue wait"))
+                        .await
+                        .map_err(|err| HashError::Argon2(err.to_string()))?
+                }
+            };
+            let buffers = self.buffers.clone();
+            let block_count = self.params.block_count();
+            let compute = tracing::info_span!("argon2id", password.operation = operation);
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _compute = compute.entered();
+                // At most one buffer per permit exists, so this allocates only until every
+                // permit has been used once.
+                let mut memory = lock(&buffers)
+                    .pop()
+                    .unwrap_or_else(|| vec![Block::new(); block_count]);
+                let result = work(&mut memory);
+                lock(&buffers).push(memory);
+                result
+            })
+            .await?
+        }
+        .instrument(span)
+        .await
     }
 }
 

@@ -20,14 +20,58 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Builds the pool without connecting: the server starts (and reports not-ready) while the
 /// database is still coming up, instead of crash-looping.
 pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
-    Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
+    let pool = pool_options(settings, settings.max_connections)
         .min_connections(settings.min_connections)
+        .connect_lazy_with(connect_options(settings)?);
+    Ok(observed("api", pool))
+}
+
+fn pool_options(settings: &DatabaseSettings, max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
         .idle_timeout(settings.idle_timeout)
         // A connection that died with the server must not be handed out after it returns.
         .test_before_acquire(true)
-        .connect_lazy_with(connect_options(settings)?))
+        // Every checkout reports its wait (as a debug event), which telemetry turns into the
+        // `db.client.connection.wait_time` histogram; logs ignore it at their usual levels.
+        .acquire_time_level(log::LevelFilter::Debug)
+}
+
+/// Reports the pool's connections (`db.client.connection.count` by state, and `.max`) at each
+/// metric export, named `pool` (`db.client.connection.pool.name`).
+fn observed(name: &'static str, pool: PgPool) -> PgPool {
+    let meter = opentelemetry::global::meter("keel");
+    let name_attribute = opentelemetry::KeyValue::new("db.client.connection.pool.name", name);
+    let counted = pool.clone();
+    let attribute = name_attribute.clone();
+    meter
+        .i64_observable_up_down_counter("db.client.connection.count")
+        .with_unit("{connection}")
+        .with_description("Connections open in the pool, by state (idle, used)")
+        .with_callback(move |observer| {
+            let open = i64::from(counted.size());
+            let idle = i64::try_from(counted.num_idle()).unwrap_or(i64::MAX);
+            for (state, count) in [("idle", idle), ("used", (open - idle).max(0))] {
+                observer.observe(
+                    count,
+                    &[
+                        attribute.clone(),
+                        opentelemetry::KeyValue::new("db.client.connection.state", state),
+                    ],
+                );
+            }
+        })
+        .build();
+    let max = i64::from(pool.options().get_max_connections());
+    meter
+        .i64_observable_up_down_counter("db.client.connection.max")
+        .with_unit("{connection}")
+        .with_description("The most connections the pool may open")
+        .with_callback(move |observer| observer.observe(max, std::slice::from_ref(&name_attribute)))
+        .build();
+    pool
 }
 
 /// The readiness probe's own single connection, apart from the request pool. Readiness says
@@ -36,13 +80,9 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> 
 /// every replica at once and Kubernetes would take them all out of the Service in a traffic
 /// spike, turning saturation into an outage.
 pub fn probe_lazy(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
-    Ok(PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(settings.acquire_timeout)
-        .idle_timeout(settings.idle_timeout)
-        .test_before_acquire(true)
-        .connect_lazy_with(connect_options(settings)?.application_name("keel-probe")))
+    let pool = pool_options(settings, 1)
+        .connect_lazy_with(connect_options(settings)?.application_name("keel-probe"));
+    Ok(observed("probe", pool))
 }
 
 /// Background work's own pool (`worker.max_connections`), apart from the request pool: a burst
@@ -52,13 +92,9 @@ pub fn worker_lazy(
     settings: &DatabaseSettings,
     max_connections: u32,
 ) -> Result<PgPool, sqlx::Error> {
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(settings.acquire_timeout)
-        .idle_timeout(settings.idle_timeout)
-        .test_before_acquire(true)
-        .connect_lazy_with(connect_options(settings)?.application_name("keel-worker")))
+    let pool = pool_options(settings, max_connections)
+        .connect_lazy_with(connect_options(settings)?.application_name("keel-worker"));
+    Ok(observed("worker", pool))
 }
 
 fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, sqlx::Error> {

@@ -12,7 +12,7 @@
 //! for surprises (a lost connection). Work with its own retry policy — webhook deliveries —
 //! records the failure, enqueues its next attempt for later and returns success.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use apalis::prelude::{
     BackendExt as _, BoxDynError, PollSnapshot, PollStrategy, TaskBuilder, WorkerBuilder,
@@ -20,10 +20,12 @@ use apalis::prelude::{
 };
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use futures_util::{FutureExt as _, future::BoxFuture};
-use opentelemetry::{KeyValue, global, metrics::Counter};
+use opentelemetry::{KeyValue, global, metrics::Counter, trace::TraceContextExt as _};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{config::Settings, mail::Mailer};
 
@@ -55,6 +57,10 @@ pub struct TaskContext {
 struct Envelope {
     kind: String,
     args: serde_json::Value,
+    /// The W3C trace context (`traceparent`, ...) of the work that queued the task: its run
+    /// is a trace of its own, linked to that one. Absent in tasks queued by older builds.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    trace: HashMap<String, String>,
 }
 
 /// The foundation's own task kinds; features add theirs through `Feature::TASKS`.
@@ -74,9 +80,14 @@ pub async fn enqueue(
     args: &impl Serialize,
     after: Option<Duration>,
 ) -> Result<(), sqlx::Error> {
+    let mut trace = HashMap::new();
+    global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&tracing::Span::current().context(), &mut trace);
+    });
     let envelope = Envelope {
         kind: kind.to_owned(),
         args: serde_json::to_value(args).map_err(|err| sqlx::Error::Encode(Box::new(err)))?,
+        trace,
     };
     let bytes = serde_json::to_vec(&envelope).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let mut task = TaskBuilder::new(bytes).max_attempts(MAX_ATTEMPTS);
@@ -189,11 +200,34 @@ async fn dispatch(envelope: Envelope, context: &TaskContext) -> Result<(), BoxDy
         // removed): failing keeps it in the table, visible, instead of dropping it.
         return Err(format!("unknown task kind {:?}", envelope.kind).into());
     };
+    // A run is its own trace (a consumer span), linked to the one that queued it: a retry
+    // hours later is not stretched into the request's trace, but one click leads there.
+    let span = tracing::info_span!(
+        "task",
+        otel.name = format!("process {}", kind.name),
+        otel.kind = "consumer",
+        messaging.system = "apalis",
+        messaging.destination.name = QUEUE,
+        messaging.operation.type = "process",
+        task.kind = kind.name,
+        otel.status_code = tracing::field::Empty,
+    );
+    let _ = span.set_parent(opentelemetry::Context::new());
+    let queued_by =
+        global::get_text_map_propagator(|propagator| propagator.extract(&envelope.trace));
+    let queued_by = queued_by.span().span_context().clone();
+    if queued_by.is_valid() {
+        span.add_link(queued_by);
+    }
     // A panicking task fails like an erring one, and the worker goes on.
     let result = std::panic::AssertUnwindSafe((kind.run)(envelope.args, context))
         .catch_unwind()
+        .instrument(span.clone())
         .await
         .unwrap_or_else(|_| Err(format!("task {} panicked", kind.name).into()));
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
     let outcome = if result.is_ok() { "success" } else { "failure" };
     static TASKS: std::sync::OnceLock<Counter<u64>> = std::sync::OnceLock::new();
     TASKS

@@ -71,8 +71,9 @@ async fn served_document_is_openapi_3_and_self_consistent() {
             }
         }
     }
-    // Accounts and auth have none; a new webhook links to its deliveries and its deletion.
-    let expected_links = 2;
+    // Accounts and auth have none; a new webhook links to its deliveries, rotating its secret
+    // and its deletion.
+    let expected_links = 3;
     // example-domain:begin
     // The example's: create product -> get/patch/delete, place order -> get/cancel/fulfil.
     assert_eq!(

@@ -1,99 +1,43 @@
-//! Telemetry over the real OTLP/HTTP wire: `keel serve` exports to a receiver in this test,
-//! which decodes the protobuf exactly as a collector would.
-
-use std::sync::{Arc, Mutex};
+//! Telemetry over the real OTLP wire, both transports: `keel serve` exports to a receiver in
+//! this test (`keel_tests::otlp`), which decodes the protobuf exactly as a collector would.
 
 use std::collections::HashMap;
 
-use keel_tests::{Keel, KeelOutput, TestPostgres, free_port, service_role_url};
+use keel_tests::{
+    Keel, KeelOutput, TestPostgres,
+    otlp::{OtlpCollector, Protocol, attribute, hex, string},
+    service_role_url,
+};
 use opentelemetry_proto::tonic::{
-    collector::{metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest},
     common::v1::any_value::Value as AnyValue,
-    metrics::v1::{Metric, metric::Data as MetricData, number_data_point::Value as NumberValue},
-    trace::v1::{Span, span::SpanKind},
+    metrics::v1::{metric::Data as MetricData, number_data_point::Value as NumberValue},
+    trace::v1::span::SpanKind,
 };
-use poem::{
-    Body, EndpointExt as _, Route, Server, handler, listener::TcpListener, post, web::Data,
-};
-use prost::Message as _;
 use serde_json::json;
 
-#[derive(Default)]
-struct Received {
-    spans: Vec<Span>,
-    metrics: Vec<Metric>,
-}
-
-impl Received {
-    fn metric_names(&self) -> Vec<&str> {
-        self.metrics.iter().map(|m| m.name.as_str()).collect()
-    }
-}
-
-type Shared = Arc<Mutex<Received>>;
-
-#[handler]
-async fn traces(body: Body, received: Data<&Shared>) -> &'static str {
-    let bytes = body.into_vec().await.unwrap_or_default();
-    if let Ok(request) = ExportTraceServiceRequest::decode(bytes.as_slice())
-        && let Ok(mut received) = received.lock()
-    {
-        for resource in request.resource_spans {
-            for scope in resource.scope_spans {
-                received.spans.extend(scope.spans);
-            }
-        }
-    }
-    ""
-}
-
-#[handler]
-async fn metrics(body: Body, received: Data<&Shared>) -> &'static str {
-    let bytes = body.into_vec().await.unwrap_or_default();
-    if let Ok(request) = ExportMetricsServiceRequest::decode(bytes.as_slice())
-        && let Ok(mut received) = received.lock()
-    {
-        for resource in request.resource_metrics {
-            for scope in resource.scope_metrics {
-                received.metrics.extend(scope.metrics);
-            }
-        }
-    }
-    ""
-}
-
-fn attribute(span: &Span, key: &str) -> Option<AnyValue> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.clone())
-        .and_then(|v| v.value)
-}
-
-#[tokio::test]
-async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushed_on_stop() {
-    let received = Shared::default();
-    let collector_port = free_port();
-    let collector = Route::new()
-        .at("/v1/traces", post(traces))
-        .at("/v1/metrics", post(metrics))
-        .data(received.clone());
-    tokio::spawn(
-        Server::new(TcpListener::bind(format!("127.0.0.1:{collector_port}"))).run(collector),
-    );
-
+/// One registration, traced from the caller (`traceparent`), exported over `protocol` with
+/// OTLP logs on: a SERVER span named by its route continuing the caller's trace, CLIENT
+/// database spans inside it with the `db.*` attributes, the password hashing as a span, a
+/// request-duration histogram point for the route, and the request's log record carrying the
+/// same trace id — all flushed by the graceful stop (the batch delay is a minute).
+async fn one_request_is_exported_over(protocol: Protocol) {
+    let collector = OtlpCollector::start(protocol).await;
     let postgres = TestPostgres::start().await;
     let database_url = postgres.create_database().await;
-    let collector_url = format!("http://127.0.0.1:{collector_port}");
     let keel = Keel::command(["serve"])
         .test_environment(&database_url)
         .envs([
-            ("APP__TELEMETRY__OTLP_ENDPOINT", collector_url.as_str()),
+            ("APP__TELEMETRY__OTLP_ENDPOINT", collector.url.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.name()),
+            ("APP__TELEMETRY__OTLP_LOGS", "true"),
             ("APP__TELEMETRY__LOG_FORMAT", "json"),
             ("APP__TELEMETRY__LOG_FILTER", "info"),
             // Long enough that only the shutdown flush can deliver the spans in time.
             ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "60000"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
             ("OTEL_SERVICE_NAME", "keel-under-test"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "k8s.pod.name=keel-0"),
         ])
         .start()
         .await;
@@ -101,12 +45,40 @@ async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushe
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = client
-        .get(format!("{}/health/ready", keel.base))
+        .post(format!("{}/api/v1/auth/register", keel.base))
         .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(
+            &json!({"email": "traced@example.com", "password": "a traced passphrase",
+                      "display_name": "Traced"}),
+        )
         .send()
         .await
         .expect("request");
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 201);
+    // Work queued by a request runs in a trace of its own, linked to the request's.
+    let queued_by = "0af7651916cd43dd8448eb211c80319c";
+    let response = client
+        .post(format!("{}/api/v1/auth/password-reset", keel.base))
+        .header("traceparent", format!("00-{queued_by}-b7ad6b7169203331-01"))
+        .json(&json!({"email": "traced@example.com"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+    let owner = sqlx::PgPool::connect(&database_url).await.expect("connect");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM apalis.jobs WHERE status = 'Done'")
+        .fetch_one(&owner)
+        .await
+        .expect("read the queue")
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reset task never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     keel.sigterm();
     let KeelOutput {
@@ -116,39 +88,149 @@ async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushe
     } = keel.wait().await;
     assert_eq!(code, Some(0), "{stderr}");
 
-    let received = received.lock().expect("lock");
-    let span = received
+    let received = collector.received();
+    let names: Vec<&str> = received.spans.iter().map(|s| s.name.as_str()).collect();
+    let server = received
         .spans
         .iter()
-        .find(|s| s.name == "GET /health/ready")
+        .find(|s| s.name == "POST /api/v1/auth/register")
+        .unwrap_or_else(|| panic!("{protocol:?}: no span named after the route among {names:?}"));
+    assert_eq!(server.kind, SpanKind::Server as i32);
+    assert_eq!(hex(&server.trace_id), trace_id, "traceparent not continued");
+    assert_eq!(hex(&server.parent_span_id), "00f067aa0ba902b7");
+    let attrs = &server.attributes;
+    assert_eq!(
+        attribute(attrs, "http.route"),
+        string("/api/v1/auth/register")
+    );
+    assert_eq!(attribute(attrs, "http.request.method"), string("POST"));
+    assert_eq!(
+        attribute(attrs, "http.response.status_code"),
+        Some(AnyValue::IntValue(201))
+    );
+
+    // The user's insert: a CLIENT span, a child of the request's, named by its summary.
+    let insert = received
+        .spans
+        .iter()
+        .find(|s| s.name == "INSERT users")
+        .unwrap_or_else(|| panic!("{protocol:?}: no database span among {names:?}"));
+    assert_eq!(insert.kind, SpanKind::Client as i32);
+    assert_eq!(insert.trace_id, server.trace_id);
+    assert_eq!(insert.parent_span_id, server.span_id);
+    assert_eq!(
+        attribute(&insert.attributes, "db.system.name"),
+        string("postgresql")
+    );
+    assert_eq!(
+        attribute(&insert.attributes, "db.operation.name"),
+        string("INSERT")
+    );
+    assert_eq!(
+        attribute(&insert.attributes, "db.collection.name"),
+        string("users")
+    );
+    let text = format!("{:?}", attribute(&insert.attributes, "db.query.text"));
+    assert!(text.contains("$1"), "placeholders, not values: {text}");
+    assert!(!text.contains("traced@example.com"), "{text}");
+    assert!(insert.start_time_unix_nano >= server.start_time_unix_nano);
+    assert!(insert.end_time_unix_nano <= server.end_time_unix_nano);
+    // Password hashing: the wait for a permit and the computation, inside the request.
+    let hashing = received
+        .spans
+        .iter()
+        .find(|s| s.name == "password")
+        .unwrap_or_else(|| panic!("{protocol:?}: no password span among {names:?}"));
+    assert_eq!(hashing.parent_span_id, server.span_id);
+    assert!(
+        received
+            .spans
+            .iter()
+            .any(|s| s.name == "argon2id" && s.parent_span_id == hashing.span_id),
+        "{names:?}"
+    );
+
+    let task = received
+        .spans
+        .iter()
+        .find(|s| s.name == "process accounts.password_reset")
+        .unwrap_or_else(|| panic!("{protocol:?}: no task span among {names:?}"));
+    assert_eq!(task.kind, SpanKind::Consumer as i32);
+    assert_ne!(hex(&task.trace_id), queued_by, "a trace of its own");
+    assert!(
+        task.links
+            .iter()
+            .any(|link| hex(&link.trace_id) == queued_by),
+        "linked to the request that queued it: {task:?}"
+    );
+    assert!(
+        received
+            .spans
+            .iter()
+            .any(|s| s.trace_id == task.trace_id && s.name.starts_with("SELECT")),
+        "the task's statements are in its trace"
+    );
+
+    let duration = received
+        .metrics
+        .iter()
+        .find(|m| m.name == "http.server.request.duration")
         .unwrap_or_else(|| {
-            let names: Vec<&str> = received.spans.iter().map(|s| s.name.as_str()).collect();
-            panic!("no span named after the route among {names:?}")
+            panic!(
+                "{protocol:?}: metrics received: {:?}",
+                received.metric_names()
+            )
         });
-    assert_eq!(span.kind, SpanKind::Server as i32);
-    assert_eq!(hex(&span.trace_id), trace_id, "traceparent not continued");
-    assert_eq!(hex(&span.parent_span_id), "00f067aa0ba902b7");
-    assert_eq!(
-        attribute(span, "http.route"),
-        Some(AnyValue::StringValue("/health/ready".into()))
-    );
-    assert_eq!(
-        attribute(span, "http.request.method"),
-        Some(AnyValue::StringValue("GET".into()))
-    );
-    assert_eq!(
-        attribute(span, "http.response.status_code"),
-        Some(AnyValue::IntValue(200))
+    let Some(MetricData::Histogram(histogram)) = &duration.data else {
+        panic!("not a histogram: {duration:?}");
+    };
+    assert!(
+        histogram.data_points.iter().any(|point| {
+            attribute(&point.attributes, "http.route") == string("/api/v1/auth/register")
+                && point.count == 1
+                && point.explicit_bounds.contains(&0.25)
+        }),
+        "{duration:?}"
     );
     assert!(
         received
             .metric_names()
-            .contains(&"http.server.request.duration"),
-        "metrics received: {:?}",
+            .contains(&"db.client.operation.duration"),
+        "{:?}",
         received.metric_names()
     );
 
-    // JSON logs inside the request carry the same trace id.
+    // The resource names the service, its version and environment, and what the platform
+    // added through OTEL_RESOURCE_ATTRIBUTES.
+    let resource = received.resources.first().expect("a resource");
+    for (key, value) in [
+        ("service.name", "keel-under-test"),
+        ("service.version", env!("CARGO_PKG_VERSION")),
+        ("deployment.environment.name", "test"),
+        ("k8s.pod.name", "keel-0"),
+    ] {
+        assert_eq!(
+            attribute(&resource.attributes, key),
+            string(value),
+            "{resource:?}"
+        );
+    }
+
+    // The access log, over OTLP, in the request's trace; and on stdout, as JSON, too.
+    let record = received
+        .logs
+        .iter()
+        .find(|log| {
+            format!("{:?}", log.body).contains("request completed")
+                && hex(&log.trace_id) == trace_id
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{protocol:?}: no OTLP log record of the request: {:#?}",
+                received.logs.len()
+            )
+        });
+    assert_eq!(record.span_id, server.span_id);
     let completed = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -157,33 +239,27 @@ async fn requests_are_exported_as_server_spans_continuing_traceparent_and_flushe
     assert!(completed["span_id"].is_string(), "{completed}");
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+#[tokio::test]
+async fn one_request_is_exported_over_grpc() {
+    one_request_is_exported_over(Protocol::Grpc).await;
 }
 
-/// An OTLP/HTTP receiver on a free port: what it got, and its base URL.
-fn start_collector() -> (Shared, String) {
-    let received = Shared::default();
-    let port = free_port();
-    let collector = Route::new()
-        .at("/v1/traces", post(traces))
-        .at("/v1/metrics", post(metrics))
-        .data(received.clone());
-    tokio::spawn(Server::new(TcpListener::bind(format!("127.0.0.1:{port}"))).run(collector));
-    (received, format!("http://127.0.0.1:{port}"))
+#[tokio::test]
+async fn one_request_is_exported_over_http_protobuf() {
+    one_request_is_exported_over(Protocol::HttpProtobuf).await;
 }
 
 /// README: `keel.auth.logins` counts login attempts by `outcome` — success, failure,
 /// throttled — as exported over OTLP, the only way metrics leave the process.
 #[tokio::test]
 async fn login_attempts_are_counted_by_outcome() {
-    let (received, collector_url) = start_collector();
+    let collector = OtlpCollector::start(Protocol::HttpProtobuf).await;
     let postgres = TestPostgres::start().await;
     let database_url = postgres.create_database().await;
     let keel = Keel::command(["serve"])
         .test_environment(&database_url)
         .envs([
-            ("APP__TELEMETRY__OTLP_ENDPOINT", collector_url.as_str()),
+            ("APP__TELEMETRY__OTLP_ENDPOINT", collector.url.as_str()),
             ("APP__AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT", "3"),
             // Only the flush at shutdown exports: one cumulative point per outcome.
             ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
@@ -226,7 +302,7 @@ async fn login_attempts_are_counted_by_outcome() {
     let KeelOutput { code, stderr, .. } = keel.wait().await;
     assert_eq!(code, Some(0), "{stderr}");
 
-    let received = received.lock().expect("lock");
+    let received = collector.received();
     let mut counted = HashMap::new();
     for metric in received
         .metrics

@@ -139,6 +139,7 @@ impl OrdersApi {
         tx.commit().await?;
         if let Once::Done(order) = &placed {
             tracing::info!(order = %order.id, user = %user, total_cents = order.total_cents, "order placed");
+            record_placed(&order.currency, order.total_cents);
         }
         let order = placed.into_inner();
         let location = location(order.id);
@@ -225,4 +226,30 @@ fn fingerprint(lines: &[(Uuid, i32)]) -> Vec<u8> {
         hasher.update(quantity.to_be_bytes());
     }
     hasher.finalize().to_vec()
+}
+
+/// `keel.orders.placed` and `keel.orders.revenue` (minor units), by currency: counted once
+/// the order has committed, never for an idempotent replay.
+fn record_placed(currency: &str, total_cents: i64) {
+    use opentelemetry::{KeyValue, metrics::Counter};
+    use std::sync::OnceLock;
+    static METERS: OnceLock<(Counter<u64>, Counter<u64>)> = OnceLock::new();
+    let (placed, revenue) = METERS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("keel");
+        (
+            meter
+                .u64_counter("keel.orders.placed")
+                .with_unit("{order}")
+                .with_description("Orders placed, by currency")
+                .build(),
+            meter
+                .u64_counter("keel.orders.revenue")
+                .with_unit("{cent}")
+                .with_description("Value of orders placed, in minor units of their currency")
+                .build(),
+        )
+    });
+    let currency = [KeyValue::new("currency", currency.to_owned())];
+    placed.add(1, &currency);
+    revenue.add(u64::try_from(total_cents).unwrap_or(0), &currency);
 }
