@@ -16,6 +16,9 @@ IMAGE ?= keel:local
 TOOLS_BIN ?= $(HOME)/.cache/keel/tools/bin
 # Port of the long-lived development database of `make db-up`.
 PG_PORT ?= 5432
+# The compose command: the plugin where Docker has it, else the standalone docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+OBS_COMPOSE = $(COMPOSE) -p keel-obs -f observability/compose.yaml
 KEEL := $(CARGO_TARGET_DIR)/debug/keel
 # Every cargo command builds the same selection (the whole workspace, tests included), so the
 # tests crate's extra dependency features never force a second build of shared crates.
@@ -25,7 +28,8 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut
 
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
 	build unit-test integration-test contract-test docs-browser-test sqlx-check sqlx-prepare spec-check infra-check \
-	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test scripts-test
+	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test scripts-test \
+	obs-up obs-down obs-check
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +40,7 @@ run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo data loaded, 
 seed: build ## Load every feature's demo data into APP__DATABASE__URL (default: the make db-up database)
 	$(KEEL) seed
 
-test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, Swagger UI in a browser, image, chart, infrastructure, remove-example
+test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, Swagger UI in a browser, image, chart, observability, infrastructure, remove-example
 	$(MAKE) build
 	$(MAKE) unit-test
 	$(MAKE) scripts-test
@@ -47,13 +51,14 @@ test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx dat
 	$(MAKE) docs-browser-test
 	$(MAKE) image-test
 	$(MAKE) helm-check
+	$(MAKE) obs-check
 	$(MAKE) infra-check
 	$(MAKE) remove-example-test
 
 lint: ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint + checkov on the Dockerfile
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	shellcheck -x scripts/*.sh scripts/lib/*.sh docker/postgres/*.sh infra/check.sh helm/check.sh .ci/run
+	shellcheck -x scripts/*.sh scripts/lib/*.sh docker/postgres/*.sh infra/check.sh helm/check.sh observability/check.sh .ci/run
 	$(MAKE) dockerfile-lint
 
 dockerfile-lint: tools ## hadolint and checkov (dockerfile) on the production Dockerfile
@@ -108,6 +113,23 @@ helm-check: tools ## helm lint, golden renders, kubernetes-validate (1.30, 1.33)
 helm-golden: tools ## Rewrite the chart's golden renders (helm/golden/) after a chart change; review the diff
 	PATH="$(TOOLS_BIN):$$PATH" KUBERNETES_VALIDATE=$(VENV)/bin/kubernetes-validate \
 	  CHECKOV=$(VENV)/bin/checkov TOOLS_BIN=$(TOOLS_BIN) helm/check.sh --update
+
+obs-up: ## Start the local observability stack (collector on :4318, Grafana on http://127.0.0.1:3000), detached; see docs/operations.md
+	$(OBS_COMPOSE) up -d
+	@echo "Export with APP__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4318; Grafana on http://127.0.0.1:3000 (make obs-down removes it)"
+
+obs-down: ## Stop the local observability stack and delete its data
+	$(OBS_COMPOSE) down -v
+
+# promtool comes with Debian's prometheus package; installed here when missing and root (CI),
+# as .ci/run installs the other system packages.
+obs-check: tools ## Offline checks of observability/: compose, promtool rules + unit tests, dashboards, collector pipelines, metric names
+	if ! command -v promtool >/dev/null; then \
+	  [[ "$$(id -u)" = 0 ]] || { echo "obs-check: promtool is missing: apt-get install prometheus" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }; \
+	fi
+	PYTHON=$(VENV)/bin/python observability/check.sh
 
 remove-example: ## Delete the example domain (catalog, orders, reports) for good; a fork runs it once
 	scripts/remove-example.sh
