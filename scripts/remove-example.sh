@@ -3,9 +3,9 @@
 # with accounts and auth that builds, passes its tests and serves. A fork runs it once.
 #
 # What goes: each example feature's folder under app/src/features/ and its two lines in
-# app/src/features/mod.rs, its migration, its integration tests and test helpers, and every
-# block between `example-domain:begin` and `example-domain:end` markers in the docs, scripts
-# and tests. Then openapi.json and
+# app/src/features/mod.rs, its migration, its integration tests and test helpers, the business
+# dashboard, and every block between `example-domain:begin` and `example-domain:end` markers in
+# the docs, scripts, tests and observability/metrics.txt. Then openapi.json and
 # .sqlx/ are regenerated (the latter needs Docker for a throwaway PostgreSQL, like make test).
 #
 # Migrations: deleting them is right only before a first release; a service already deployed
@@ -40,6 +40,10 @@ done
 # The webhook tests publish their events by placing orders; a fork that publishes its own
 # events writes tests that do (tests/src/receiver.rs, the real HTTP receiver, stays).
 rm -f tests/tests/api/webhooks.rs
+
+# Orders and revenue are the example shop's KPIs; their metric names leave metrics.txt with the
+# marked block below, so observability/check.sh finds neither a dangling query nor an unused name.
+rm -f observability/grafana/dashboards/keel-business.json
 
 # Marked blocks: lines from one holding `example-domain:begin` to one holding
 # `example-domain:end`, whatever the comment syntax (`#`, `//`, `<!-- -->`).
