@@ -128,6 +128,8 @@ reject_cases=(
   "config.APP__DATABASE__URL|--set existingSecret=s --set config.APP__DATABASE__URL=postgres://x"
   "config.APP__DATABASE__MIGRATION_URL|--set existingSecret=s --set config.APP__DATABASE__MIGRATION_URL=postgres://x"
   "config.APP__SERVER__PORT|--set existingSecret=s --set-string config.APP__SERVER__PORT=9000"
+  "config.OTEL_EXPORTER_OTLP_PROTOCOL|--set existingSecret=s --set config.OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+  "/otel/protocol|--set existingSecret=s --set otel.protocol=http/json"
   "terminationGracePeriodSeconds|--set existingSecret=s --set terminationGracePeriodSeconds=20"
   "terminationGracePeriodSeconds|--set existingSecret=s --set config.APP__SERVER__SHUTDOWN_TIMEOUT=40s"
   "image.tag|--set existingSecret=s --set image.tag=latest"

@@ -150,6 +150,8 @@ map's settings come separately: envFrom a ConfigMap for the Deployments, inline 
 {{- with .Values.otel.endpoint }}
 - name: APP__TELEMETRY__OTLP_ENDPOINT
   value: {{ . | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $.Values.otel.protocol | quote }}
 {{- end }}
 - name: POD_NAME
   valueFrom:

@@ -83,6 +83,9 @@ value to fix, so a bad release fails at `helm install`/`helm template`, not at p
 {{- if eq $key "APP__TELEMETRY__OTLP_ENDPOINT" }}
 {{- fail "config.APP__TELEMETRY__OTLP_ENDPOINT: use otel.endpoint, which also opens the NetworkPolicy egress to the collector" }}
 {{- end }}
+{{- if eq $key "OTEL_EXPORTER_OTLP_PROTOCOL" }}
+{{- fail "config.OTEL_EXPORTER_OTLP_PROTOCOL: use otel.protocol, which the chart sets beside otel.endpoint" }}
+{{- end }}
 {{- end }}
 
 {{- if and $v.migrations.existingSecret (eq $v.migrations.existingSecret $v.existingSecret) }}
