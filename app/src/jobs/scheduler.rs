@@ -100,7 +100,8 @@ fn count(runs: &Counter<u64>, job: &ScheduledJob, outcome: Outcome) {
     runs.add(
         1,
         &[
-            KeyValue::new("job", job.name),
+            // Not `job`: Prometheus keeps that label for the scrape job (the service).
+            KeyValue::new("job.name", job.name),
             KeyValue::new("outcome", outcome),
         ],
     );

@@ -138,6 +138,16 @@ pub fn init(settings: &TelemetrySettings, environment: &str) -> anyhow::Result<T
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(settings.service_name.clone());
     }
+    // One per process, so replicas' series stay apart (Prometheus's `instance` label), unless
+    // the platform names the instance itself.
+    let named_instance = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+        .is_ok_and(|attributes| attributes.contains("service.instance.id="));
+    if !named_instance {
+        resource = resource.with_attribute(KeyValue::new(
+            "service.instance.id",
+            uuid::Uuid::new_v4().to_string(),
+        ));
+    }
     let resource = resource
         .with_attributes([
             KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),

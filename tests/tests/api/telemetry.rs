@@ -513,3 +513,203 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
         }
     }
 }
+
+/// The name Prometheus gives an OTLP metric (the collector's and Prometheus's own OTLP
+/// translation): dots to underscores, the unit as a suffix, `_total` on counters.
+fn prometheus_name(metric: &opentelemetry_proto::tonic::metrics::v1::Metric) -> String {
+    let mut name = metric.name.replace('.', "_");
+    match metric.unit.as_str() {
+        "s" => name.push_str("_seconds"),
+        "By" => name.push_str("_bytes"),
+        "1" => name.push_str("_ratio"),
+        _ => {}
+    }
+    if let Some(MetricData::Sum(sum)) = &metric.data
+        && sum.is_monotonic
+    {
+        name.push_str("_total");
+    }
+    name
+}
+
+/// `observability/metrics.txt` lists every metric the dashboards and alert rules query
+/// (`observability/check.sh` holds them to it). Here the app runs a little of everything — logins,
+/// an order, its webhook and receipt, a password reset, the scheduler — and every listed name
+/// must be among what it really exported, so renaming a metric breaks this test, not a
+/// dashboard nobody looks at until an incident.
+#[tokio::test]
+async fn every_metric_the_dashboards_query_is_emitted() {
+    let collector = OtlpCollector::start(Protocol::HttpProtobuf).await;
+    let sink = keel_tests::SmtpSink::start().await;
+    let receiver = keel_tests::receiver::Receiver::start().await;
+    let postgres = TestPostgres::start().await;
+    let database_url = postgres.create_database().await;
+    let sink_port = sink.port().to_string();
+    let keel = Keel::command(["serve"])
+        .test_environment(&database_url)
+        .envs([
+            ("APP__TELEMETRY__OTLP_ENDPOINT", collector.url.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
+            ("APP__EMAIL__ENABLED", "true"),
+            ("APP__EMAIL__SMTP_HOST", "127.0.0.1"),
+            ("APP__EMAIL__SMTP_PORT", sink_port.as_str()),
+            ("APP__EMAIL__SMTP_TLS", "none"),
+            ("APP__WORKER__TICK", "200ms"),
+        ])
+        .start()
+        .await;
+    let client = reqwest::Client::new();
+    let api = |path: &str| format!("{}/api/v1/{path}", keel.base);
+    let owner = sqlx::PgPool::connect(&database_url).await.expect("connect");
+    let sign_in = |email: &'static str| {
+        let (client, api) = (&client, &api);
+        async move {
+            let body = json!({"email": email, "password": "a dashboard passphrase"});
+            let response = client
+                .post(api("auth/login"))
+                .json(&body)
+                .send()
+                .await
+                .expect("login");
+            assert_eq!(response.status(), 200);
+            let session: serde_json::Value = response.json().await.expect("a session");
+            session["access_token"]
+                .as_str()
+                .expect("a token")
+                .to_owned()
+        }
+    };
+    for email in ["admin@example.com", "buyer@example.com"] {
+        let response = client
+            .post(api("auth/register"))
+            .json(
+                &json!({"email": email, "password": "a dashboard passphrase",
+                          "display_name": "D"}),
+            )
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(response.status(), 201);
+    }
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'")
+        .execute(&owner)
+        .await
+        .expect("make an admin");
+    let wrong = client
+        .post(api("auth/login"))
+        .json(&json!({"email": "buyer@example.com", "password": "not the passphrase"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(wrong.status(), 401);
+    let admin = sign_in("admin@example.com").await;
+    let buyer = sign_in("buyer@example.com").await;
+    let reset = client
+        .post(api("auth/password-reset"))
+        .json(&json!({"email": "buyer@example.com"}))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(reset.status(), 202);
+    let me = client
+        .get(api("users/me"))
+        .bearer_auth(&buyer)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), 200);
+    let hooks = client
+        .get(api("webhooks"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("webhooks");
+    assert_eq!(hooks.status(), 200);
+    // Without any event type (the example domain removed), nothing can be delivered, so the
+    // webhook metrics cannot appear; everything else still must.
+    let mut exempt: Vec<&str> = Vec::new();
+    if keel::outbox::event_types().next().is_none() {
+        exempt.extend([
+            "keel_webhooks_deliveries_total",
+            "keel_webhooks_delivery_lag_seconds",
+        ]);
+    }
+    let orders = 0;
+    // example-domain:begin
+    let orders = orders + order_with_a_webhook(&client, &api, &admin, &buyer, &receiver).await;
+    // example-domain:end
+    if orders > 0 {
+        receiver
+            .wait_for(orders, std::time::Duration::from_secs(30))
+            .await;
+    }
+    // The reset email, and each order's receipt.
+    sink.wait_for(1 + orders, std::time::Duration::from_secs(30))
+        .await;
+    // The scheduler ran each job at start; give its tick a moment to record the outbox lag.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    keel.sigterm();
+    let KeelOutput { code, stderr, .. } = keel.wait().await;
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let received = collector.received();
+    let emitted: std::collections::BTreeSet<String> =
+        received.metrics.iter().map(prometheus_name).collect();
+    let listed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../observability/metrics.txt"),
+    )
+    .expect("observability/metrics.txt");
+    let missing: Vec<&str> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter(|name| !emitted.contains(*name) && !exempt.contains(name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboards or alerts query {missing:?}, which the app did not emit; it emitted {emitted:?}"
+    );
+}
+
+// example-domain:begin
+/// A subscription to `order.placed` at `receiver`, a product, and one order of it: one
+/// delivery and one receipt follow. Returns the number of orders placed.
+async fn order_with_a_webhook(
+    client: &reqwest::Client,
+    api: &impl Fn(&str) -> String,
+    admin: &str,
+    buyer: &str,
+    receiver: &keel_tests::receiver::Receiver,
+) -> usize {
+    let subscribed = client
+        .post(api("webhooks"))
+        .bearer_auth(admin)
+        .json(&json!({"url": receiver.url("/"), "events": ["order.placed"]}))
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(subscribed.status(), 201);
+    let product = client
+        .post(api("products"))
+        .bearer_auth(admin)
+        .json(
+            &json!({"sku": "DASH-1", "name": "Dial", "description": "", "price_cents": 999,
+                      "currency": "EUR", "stock": 100}),
+        )
+        .send()
+        .await
+        .expect("create a product");
+    assert_eq!(product.status(), 201);
+    let product: serde_json::Value = product.json().await.expect("a product");
+    let order = client
+        .post(api("orders"))
+        .bearer_auth(buyer)
+        .json(&json!({"items": [{"product_id": product["id"], "quantity": 2}]}))
+        .send()
+        .await
+        .expect("order");
+    assert_eq!(order.status(), 201);
+    1
+}
+// example-domain:end
