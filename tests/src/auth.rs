@@ -114,6 +114,24 @@ impl Auth<'_> {
             .await
     }
 
+    /// Asks for a reset email for `email`, expecting the 202 every address gets.
+    pub async fn ask_for_password_reset(&self, email: &str) {
+        let response = self.request_password_reset(email).await;
+        assert_eq!(response.status(), 202, "password reset for {email}");
+    }
+
+    /// Sets `new_password` with an emailed `token` (expecting 204), then logs in with it.
+    pub async fn reset_password_and_sign_in(
+        &self,
+        email: &str,
+        token: &str,
+        new_password: &str,
+    ) -> Session {
+        let response = self.confirm_password_reset(token, new_password).await;
+        assert_eq!(response.status(), 204, "confirming the reset of {email}");
+        self.sign_in(email, new_password).await
+    }
+
     /// `POST /api/v1/auth/password-reset/confirm` with the token from a reset email.
     pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Response {
         self.app

@@ -167,7 +167,7 @@ map's settings come separately: envFrom a ConfigMap for the Deployments, inline 
       fieldPath: spec.nodeName
 {{- /* Kubernetes expands $(VAR) from the variables defined above it in this list. */}}
 - name: OTEL_RESOURCE_ATTRIBUTES
-  value: {{ printf "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME),service.version=%s" (include "keel.imageTag" .) | quote }}
+  value: {{ printf "service.instance.id=$(POD_NAME),k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME),service.version=%s" (include "keel.imageTag" .) | quote }}
 {{- end }}
 
 {{/* Writable scratch space: the root filesystem is read-only. */}}
