@@ -22,6 +22,15 @@ pub struct TestPostgres {
 }
 
 impl TestPostgres {
+    /// Another handle on the same server that does not own its container, for a second app on
+    /// the same database (a second replica); the server lives as long as `self`.
+    pub fn handle(&self) -> Self {
+        Self {
+            container: None,
+            admin_url: self.admin_url.clone(),
+        }
+    }
+
     pub async fn start() -> Self {
         if let Ok(url) = std::env::var("APP_TEST_DATABASE_URL") {
             return Self {

@@ -17,6 +17,7 @@ use jsonwebtoken::{
 };
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::config::{AuthSettings, Environment};
@@ -96,6 +97,49 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     ttl: Duration,
+    verified: VerifiedTokens,
+}
+
+/// Tokens this process has verified, by the SHA-256 of the whole token: a client presents the
+/// same token for its whole life (15 minutes), and an Ed25519 verification costs far more than
+/// the rest of a cheap authenticated read. A hit is the exact token that passed every check
+/// before; it is served only until its `exp`, never past it, and any other token — another
+/// signature on the same claims included — hashes elsewhere and is verified in full.
+struct VerifiedTokens {
+    entries: std::sync::Mutex<hashlink::LruCache<[u8; 32], Claims>>,
+}
+
+/// The most tokens remembered; beyond it the least recently used is forgotten (and verified
+/// again when it comes back). About 300 bytes each.
+const VERIFIED_TOKENS: usize = 10_000;
+
+impl VerifiedTokens {
+    fn new() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(hashlink::LruCache::new(VERIFIED_TOKENS)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, hashlink::LruCache<[u8; 32], Claims>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, digest: &[u8; 32], now: i64) -> Option<Claims> {
+        let mut entries = self.lock();
+        let claims = entries.get(digest)?;
+        if now < claims.exp {
+            Some(claims.clone())
+        } else {
+            entries.remove(digest);
+            None
+        }
+    }
+
+    fn insert(&self, digest: [u8; 32], claims: &Claims) {
+        self.lock().insert(digest, claims.clone());
+    }
 }
 
 impl TokenKeys {
@@ -165,6 +209,7 @@ impl TokenKeys {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             ttl: settings.access_token_ttl,
+            verified: VerifiedTokens::new(),
         })
     }
 
@@ -206,6 +251,17 @@ impl TokenKeys {
     /// their validity window. `alg: none`, HMAC (whatever the secret) and every other algorithm
     /// fail the algorithm pin before any key is used.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(claims) = self.verified.get(&digest, now) {
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token)?;
+        self.verified.insert(digest, &claims);
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
         if !header.typ.as_deref().is_some_and(is_access_token_type) {
             return Err(TokenError::NotAnAccessToken(header.typ));
@@ -349,5 +405,31 @@ mod tests {
         .expect("keys");
         assert!(rotated.verify(&token).is_ok());
         assert_eq!(rotated.jwks().keys.len(), 2);
+    }
+
+    #[test]
+    fn a_remembered_token_is_served_only_until_its_exp() {
+        let keys = TokenKeys::from_settings(&settings(), Environment::Test).expect("keys");
+        let token = keys
+            .issue(Uuid::new_v4(), Role::Member, Uuid::new_v4())
+            .expect("token");
+        let claims = keys.verify(&token).expect("valid");
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        assert_eq!(
+            keys.verified.get(&digest, claims.exp - 1),
+            Some(claims.clone())
+        );
+        assert_eq!(keys.verified.get(&digest, claims.exp), None, "not at exp");
+        assert_eq!(
+            keys.verified.get(&digest, claims.exp - 1),
+            None,
+            "and forgotten once past it"
+        );
+        // A token differing in one signature byte is another entry, verified in full.
+        let mut forged = token.into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).expect("ascii");
+        assert!(keys.verify(&forged).is_err());
     }
 }

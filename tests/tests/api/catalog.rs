@@ -282,3 +282,81 @@ async fn keel_seed_loads_the_demo_catalog_once() {
     let found = app.catalog().page("q=stainless%20hex%20bolt").await;
     assert_eq!(found["items"].as_array().map(Vec::len), Some(3), "{found}");
 }
+
+/// Two replicas on one database, each with its own product cache. Whatever one changes — a
+/// PATCH through its API, or SQL by hand — the other stops serving from memory within the
+/// notification's delay, and never serves the old version after that. The replica that made
+/// the change serves the new version at once.
+#[tokio::test]
+async fn a_change_in_one_replica_is_not_served_stale_by_another() {
+    let (postgres, database_url) = keel_tests::migrated_database().await;
+    let a = keel_tests::spawn_app_on(postgres, database_url.clone(), &[]).await;
+    let b = keel_tests::spawn_app_on(a.postgres.handle(), database_url, &[]).await;
+    let admin = a.auth().admin().await.access_token;
+    let product = a
+        .catalog()
+        .create(&admin, &NewProduct::new("CACHE-1").with_stock(10))
+        .await;
+    let path = format!("/api/v1/products/{}", product.id);
+    let stock_in = |app: &keel_tests::TestApp| {
+        let request = app.client.get(app.url(&path)).send();
+        async move {
+            let body: Value = request.await.expect("request").json().await.expect("json");
+            body["stock"].as_i64().expect("stock")
+        }
+    };
+    // Both replicas have read it, so both hold it in memory now.
+    for _ in 0..3 {
+        assert_eq!(stock_in(&a).await, 10);
+        assert_eq!(stock_in(&b).await, 10);
+    }
+
+    let changed = a
+        .client
+        .patch(a.url(&path))
+        .bearer_auth(&admin)
+        .header("if-match", &product.etag)
+        .json(&json!({"stock": 7}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(changed.status(), 200);
+    assert_eq!(
+        stock_in(&a).await,
+        7,
+        "the replica that changed it, at once"
+    );
+    assert_eventually_and_then_always(|| stock_in(&b), 7).await;
+
+    // A change by hand, outside the API, is announced by the trigger all the same.
+    sqlx::query("UPDATE products SET stock = 3, version = version + 1 WHERE sku = 'CACHE-1'")
+        .execute(&a.db)
+        .await
+        .expect("update by hand");
+    assert_eventually_and_then_always(|| stock_in(&a), 3).await;
+    assert_eventually_and_then_always(|| stock_in(&b), 3).await;
+}
+
+/// `read` returns `expected` within a second (the notification's delay, with room for a busy
+/// machine), and keeps returning it.
+async fn assert_eventually_and_then_always<F, Fut>(read: F, expected: i64)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let seen = read().await;
+        if seen == expected {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {seen}, not {expected}, a second after the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(read().await, expected, "served stale after serving fresh");
+    }
+}

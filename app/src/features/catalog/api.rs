@@ -105,6 +105,7 @@ impl From<repo::ProductError> for ApiError {
 
 pub struct CatalogApi {
     pub db: PgPool,
+    pub cache: std::sync::Arc<super::cache::ProductCache>,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "CatalogTags::Catalog")]
@@ -157,7 +158,9 @@ impl CatalogApi {
         #[oai(name = "If-None-Match", validator(pattern = r"^[\x20-\x7E]*$"))]
         if_none_match: Header<Option<String>>,
     ) -> Result<GetProductResponse, ApiError> {
-        let product = repo::find(&self.db, id.0)
+        let product = self
+            .cache
+            .get(&self.db, id.0)
             .await?
             .ok_or(ApiError::NotFound)?;
         let etag = product.etag();
@@ -196,7 +199,9 @@ impl CatalogApi {
     ) -> Result<UpdateProductResponse, ApiError> {
         auth.require_admin(&self.db).await?;
         let expected = expected_version(&if_match)?;
-        match repo::update(&self.db, id.0, expected, &body.0).await? {
+        let updated = repo::update(&self.db, id.0, expected, &body.0).await?;
+        self.cache.forget(id.0);
+        match updated {
             Update::Updated(product) => {
                 let etag = product.etag();
                 Ok(UpdateProductResponse::Ok(Json(product), etag))
@@ -218,7 +223,9 @@ impl CatalogApi {
         id: Path<Uuid>,
     ) -> Result<DeleteProductResponse, ApiError> {
         auth.require_admin(&self.db).await?;
-        if repo::delete(&self.db, id.0).await? {
+        let deleted = repo::delete(&self.db, id.0).await?;
+        self.cache.forget(id.0);
+        if deleted {
             Ok(DeleteProductResponse::NoContent)
         } else {
             Err(ApiError::NotFound)

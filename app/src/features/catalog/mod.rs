@@ -3,12 +3,19 @@
 //! optimistic locking with If-Match. `make remove-example` deletes it with the rest of the example.
 
 mod api;
+mod cache;
 mod model;
 mod repo;
 mod seed;
 pub mod stock;
 
 pub use api::CatalogApi;
+pub use cache::ProductCache;
+
+/// The application's product cache, for features that change products (orders' stock).
+pub fn product_cache(state: &AppState) -> std::sync::Arc<ProductCache> {
+    state.shared(|| ProductCache::start(&state.db))
+}
 
 use crate::{
     features::{Feature, Seed},
@@ -23,6 +30,7 @@ impl Feature for Catalog {
     fn api(state: &AppState) -> CatalogApi {
         CatalogApi {
             db: state.db.clone(),
+            cache: product_cache(state),
         }
     }
 

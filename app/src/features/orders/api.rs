@@ -57,6 +57,9 @@ pub struct OrdersApi {
     pub db: PgPool,
     /// `catalog.low_stock_threshold`, for the `product.low_stock` event.
     pub low_stock_threshold: i32,
+    /// Orders change stock: each committed change is forgotten in this replica's product
+    /// cache at once (other replicas hear of it by NOTIFY).
+    pub products: std::sync::Arc<crate::features::catalog::ProductCache>,
 }
 
 /// The HTTP face of the order rules: which status, which field. Only this module knows that a
@@ -138,6 +141,7 @@ impl OrdersApi {
         .await?;
         tx.commit().await?;
         if let Once::Done(order) = &placed {
+            self.forget_products(order);
             tracing::info!(order = %order.id, user = %user, total_cents = order.total_cents, "order placed");
             record_placed(&order.currency, order.total_cents);
         }
@@ -196,6 +200,12 @@ impl OrdersApi {
 }
 
 impl OrdersApi {
+    fn forget_products(&self, order: &Order) {
+        for product in order.items.iter().filter_map(|line| line.product_id) {
+            self.products.forget(product);
+        }
+    }
+
     async fn transition(
         &self,
         id: Uuid,
@@ -210,6 +220,7 @@ impl OrdersApi {
         let order = repo::find(&self.db, id, None)
             .await?
             .ok_or(ApiError::NotFound)?;
+        self.forget_products(&order);
         Ok(Json(order))
     }
 }

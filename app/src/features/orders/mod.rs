@@ -21,6 +21,7 @@ impl Feature for Orders {
         OrdersApi {
             db: state.db.clone(),
             low_stock_threshold: state.settings.catalog.low_stock_threshold,
+            products: crate::features::catalog::product_cache(state),
         }
     }
 
