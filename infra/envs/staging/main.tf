@@ -33,6 +33,9 @@ module "stack" {
   aws_region                     = var.aws_region
   availability_zones             = var.availability_zones
   github_repository              = var.github_repository
+  github_repository_owner_id     = var.github_repository_owner_id
+  github_repository_id           = var.github_repository_id
+  github_trust_name_subjects     = var.github_trust_name_subjects
   github_deploy_environments     = var.github_deploy_environments
   github_deploy_branches         = var.github_deploy_branches
   create_github_oidc_provider    = var.create_github_oidc_provider

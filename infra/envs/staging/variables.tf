@@ -8,6 +8,21 @@ variable "github_repository" { type = string }
 variable "state_bucket_name" { type = string }
 variable "admin_role_arns" { type = list(string) }
 
+variable "github_repository_owner_id" {
+  type    = string
+  default = null
+}
+
+variable "github_repository_id" {
+  type    = string
+  default = null
+}
+
+variable "github_trust_name_subjects" {
+  type    = bool
+  default = null
+}
+
 variable "github_deploy_environments" {
   type    = list(string)
   default = null

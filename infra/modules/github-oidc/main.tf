@@ -4,15 +4,41 @@ locals {
   oidc_host         = "token.actions.githubusercontent.com"
   oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : var.oidc_provider_arn
 
-  deploy_subjects = concat(
-    [for e in var.deploy_environments : "repo:${var.github_repository}:environment:${e}"],
-    [for b in var.deploy_branches : "repo:${var.github_repository}:ref:refs/heads/${b}"],
+  # The repository part of a subject, "repo:<repository>:<context>", in each form GitHub issues
+  # (https://docs.github.com/en/actions/reference/security/oidc#immutable-subject-claims):
+  # - name form "repo:OWNER/NAME": repositories created before 2026-07-15 that have not opted in
+  #   to immutable subject claims;
+  # - immutable form "repo:OWNER@OWNER_ID/NAME@REPO_ID": repositories created, renamed or
+  #   transferred on github.com on or after 2026-07-15, and older ones that opted in. The ids never
+  #   change and are never reused, and "@" cannot appear in an owner or repository name.
+  # Each subject is a complete, literal string under StringEquals (a list is an OR of exact values),
+  # next to StringEquals aud = "sts.amazonaws.com", as GitHub's AWS guide writes the condition
+  # (https://docs.github.com/en/actions/how-tos/secure-your-work/security-harden-deployments/oidc-in-aws)
+  # and as the OIDC reference above shows it for the immutable form ("token.actions.githubusercontent.com:sub":
+  # "repo:octo-org@123456/octo-repo@456789:ref:refs/heads/demo-branch"). No StringLike: a wildcard
+  # such as "repo:OWNER/NAME*" or "repo:OWNER@*/NAME@*" would let "OWNER/NAME-evil", another owner
+  # or another repository id match.
+  owner_id       = var.github_repository_owner_id == null ? "" : var.github_repository_owner_id
+  repository_id  = var.github_repository_id == null ? "" : var.github_repository_id
+  repo_owner     = split("/", var.github_repository)[0]
+  repo_name      = split("/", var.github_repository)[1]
+  immutable_repo = local.owner_id != "" && local.repository_id != "" ? "${local.repo_owner}@${local.owner_id}/${local.repo_name}@${local.repository_id}" : null
+  subject_repos  = compact([var.trust_name_subjects ? var.github_repository : null, local.immutable_repo])
+
+  # Contexts ("environment:ENV", "ref:refs/heads/BRANCH", "pull_request") each role trusts, and
+  # every subject: all contexts in the name form first, then all in the immutable form.
+  deploy_contexts = concat(
+    [for e in var.deploy_environments : "environment:${e}"],
+    [for b in var.deploy_branches : "ref:refs/heads/${b}"],
   )
   # With plan_environments the plan role trusts only jobs of those (protected) GitHub
   # environments, so a plan waits for their reviewers; otherwise any pull request of the repository.
-  plan_subjects = length(var.plan_environments) > 0 ? [
-    for e in var.plan_environments : "repo:${var.github_repository}:environment:${e}"
-  ] : ["repo:${var.github_repository}:pull_request"]
+  plan_contexts = length(var.plan_environments) > 0 ? [
+    for e in var.plan_environments : "environment:${e}"
+  ] : ["pull_request"]
+
+  deploy_subjects = tolist(flatten([for r in local.subject_repos : [for c in local.deploy_contexts : "repo:${r}:${c}"]]))
+  plan_subjects   = tolist(flatten([for r in local.subject_repos : [for c in local.plan_contexts : "repo:${r}:${c}"]]))
 
   # Partition, region, account and cluster name of the environment, from the EKS cluster ARN
   # (arn:PARTITION:eks:REGION:ACCOUNT:cluster/NAME): the plan role's reads are scoped to them.

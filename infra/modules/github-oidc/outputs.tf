@@ -24,7 +24,7 @@ output "plan_environments" {
 }
 
 output "plan_subjects" {
-  description = "OIDC sub claims trusted by the plan role."
+  description = "OIDC sub claims trusted by the plan role: the name form, then (with the repository ids) the immutable form."
   value       = local.plan_subjects
 }
 
@@ -34,7 +34,7 @@ output "plan_policies" {
 }
 
 output "deploy_subjects" {
-  description = "OIDC sub claims trusted by the deploy role."
+  description = "OIDC sub claims trusted by the deploy role: the name form, then (with the repository ids) the immutable form."
   value       = local.deploy_subjects
 }
 

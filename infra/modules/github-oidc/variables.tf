@@ -18,8 +18,49 @@ variable "github_repository" {
   }
 }
 
+# Repositories created (or renamed, or transferred) on github.com on or after 2026-07-15, and older
+# ones that opted in, get OIDC subjects with the owner's and the repository's immutable numeric ids:
+# repo:OWNER@OWNER_ID/NAME@REPO_ID:<context>. The ids never change and are never reused.
+variable "github_repository_owner_id" {
+  description = "Numeric id of the repository's owner (gh api repos/OWNER/NAME --jq .owner.id). With github_repository_id the roles also trust the immutable subject form repo:OWNER@OWNER_ID/NAME@REPO_ID:<context>. Null or \"\": only the name form (repositories from before immutable subject claims)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository_owner_id == null || var.github_repository_owner_id == "" || can(regex("^[1-9][0-9]{0,18}$", var.github_repository_owner_id))
+    error_message = "github_repository_owner_id must be the owner's numeric id, digits only (gh api repos/OWNER/NAME --jq .owner.id), or null/\"\" for the name-only subject form."
+  }
+}
+
+variable "github_repository_id" {
+  description = "Numeric id of the repository (gh api repos/OWNER/NAME --jq .id). Set together with github_repository_owner_id; null or \"\": only the name form."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository_id == null || var.github_repository_id == "" || can(regex("^[1-9][0-9]{0,18}$", var.github_repository_id))
+    error_message = "github_repository_id must be the repository's numeric id, digits only (gh api repos/OWNER/NAME --jq .id), or null/\"\" for the name-only subject form."
+  }
+  validation {
+    condition     = (var.github_repository_id == null || var.github_repository_id == "") == (var.github_repository_owner_id == null || var.github_repository_owner_id == "")
+    error_message = "Set github_repository_owner_id and github_repository_id together (the immutable subject names both), or neither."
+  }
+}
+
+variable "trust_name_subjects" {
+  description = "Also trust the name form repo:OWNER/NAME:<context>. Keep true until the repository's tokens carry the immutable form (new repositories, or after opting in), then set false so that only the ids match. false needs both ids."
+  type        = bool
+  default     = true
+  nullable    = false
+
+  validation {
+    condition     = var.trust_name_subjects || (var.github_repository_owner_id != null && var.github_repository_owner_id != "" && var.github_repository_id != null && var.github_repository_id != "")
+    error_message = "trust_name_subjects = false needs github_repository_owner_id and github_repository_id: the roles would trust no subject at all."
+  }
+}
+
 variable "deploy_environments" {
-  description = "GitHub environments whose jobs may assume the deploy role (sub = repo:OWNER/NAME:environment:ENV)."
+  description = "GitHub environments whose jobs may assume the deploy role (sub = repo:OWNER/NAME:environment:ENV, and repo:OWNER@OWNER_ID/NAME@REPO_ID:environment:ENV with the repository ids)."
   type        = list(string)
   default     = []
 
@@ -30,7 +71,7 @@ variable "deploy_environments" {
 }
 
 variable "deploy_branches" {
-  description = "Branches whose jobs (without a GitHub environment) may assume the deploy role (sub = repo:OWNER/NAME:ref:refs/heads/BRANCH)."
+  description = "Branches whose jobs (without a GitHub environment) may assume the deploy role (sub = repo:OWNER/NAME:ref:refs/heads/BRANCH, and the immutable form with the repository ids)."
   type        = list(string)
   default     = []
 
@@ -41,7 +82,7 @@ variable "deploy_branches" {
 }
 
 variable "plan_environments" {
-  description = "GitHub environments whose jobs may assume the plan role (sub = repo:OWNER/NAME:environment:ENV), instead of any pull request (sub = repo:OWNER/NAME:pull_request). Give production one whose required reviewers approve each plan."
+  description = "GitHub environments whose jobs may assume the plan role (sub = repo:OWNER/NAME:environment:ENV), instead of any pull request (sub = repo:OWNER/NAME:pull_request); each also in the immutable form with the repository ids. Give production one whose required reviewers approve each plan."
   type        = list(string)
   default     = []
   nullable    = false

@@ -58,19 +58,22 @@ module "rds" {
 module "github_oidc" {
   source = "../github-oidc"
 
-  name                 = local.name
-  github_repository    = var.github_repository
-  deploy_environments  = var.github_deploy_environments != null ? var.github_deploy_environments : [var.environment]
-  deploy_branches      = var.github_deploy_branches
-  plan_environments    = var.github_plan_environments
-  create_oidc_provider = var.create_github_oidc_provider
-  oidc_provider_arn    = var.github_oidc_provider_arn
-  ecr_repository_arn   = module.ecr.repository_arn
-  ecr_kms_key_arn      = module.ecr.kms_key_arn
-  eks_cluster_arn      = module.eks.cluster_arn
-  state_bucket_arn     = "arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket_name}"
-  state_key_prefix     = "${var.environment}/"
-  state_kms_key_arn    = var.state_kms_key_arn
+  name                       = local.name
+  github_repository          = var.github_repository
+  github_repository_owner_id = var.github_repository_owner_id
+  github_repository_id       = var.github_repository_id
+  trust_name_subjects        = var.github_trust_name_subjects
+  deploy_environments        = var.github_deploy_environments != null ? var.github_deploy_environments : [var.environment]
+  deploy_branches            = var.github_deploy_branches
+  plan_environments          = var.github_plan_environments
+  create_oidc_provider       = var.create_github_oidc_provider
+  oidc_provider_arn          = var.github_oidc_provider_arn
+  ecr_repository_arn         = module.ecr.repository_arn
+  ecr_kms_key_arn            = module.ecr.kms_key_arn
+  eks_cluster_arn            = module.eks.cluster_arn
+  state_bucket_arn           = "arn:${data.aws_partition.current.partition}:s3:::${var.state_bucket_name}"
+  state_key_prefix           = "${var.environment}/"
+  state_kms_key_arn          = var.state_kms_key_arn
 }
 
 module "service_identity" {

@@ -87,6 +87,35 @@ variable "github_repository" {
   }
 }
 
+variable "github_repository_owner_id" {
+  description = "Numeric id of github_repository's owner (gh api repos/OWNER/NAME --jq .owner.id). With github_repository_id the OIDC roles also trust GitHub's immutable subjects repo:OWNER@OWNER_ID/NAME@REPO_ID:<context> (repositories created, renamed or transferred on or after 2026-07-15, or opted in). Null: the name form only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository_owner_id == null || var.github_repository_owner_id == "" || can(regex("^[1-9][0-9]{0,18}$", var.github_repository_owner_id))
+    error_message = "github_repository_owner_id must be digits only (gh api repos/OWNER/NAME --jq .owner.id), or null."
+  }
+}
+
+variable "github_repository_id" {
+  description = "Numeric id of github_repository (gh api repos/OWNER/NAME --jq .id), set together with github_repository_owner_id. Null: the name form only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_repository_id == null || var.github_repository_id == "" || can(regex("^[1-9][0-9]{0,18}$", var.github_repository_id))
+    error_message = "github_repository_id must be digits only (gh api repos/OWNER/NAME --jq .id), or null."
+  }
+}
+
+variable "github_trust_name_subjects" {
+  description = "The OIDC roles also trust the name form repo:OWNER/NAME:<context>. Set false once the repository's tokens carry the immutable form (needs both ids)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "github_deploy_environments" {
   description = "GitHub environments allowed to assume the deploy role (null: [environment])."
   type        = list(string)

@@ -70,3 +70,22 @@ run "outputs_for_the_deploy_workflow" {
     error_message = "Every output infra/README.md names must be set."
   }
 }
+
+# With the ids from terraform.tfvars the roles also trust GitHub's immutable subjects.
+run "immutable_subjects" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+  }
+
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.deploy_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production", "repo:acme@1234567/keel@890123456:environment:production"]
+    error_message = "The deploy role trusts the production environment in both subject forms, nothing else."
+  }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-plan", "repo:acme@1234567/keel@890123456:environment:production-plan"]
+    error_message = "The plan role trusts environment:production-plan in both subject forms, nothing else."
+  }
+}

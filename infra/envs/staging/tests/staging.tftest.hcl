@@ -62,3 +62,22 @@ run "outputs_for_the_deploy_workflow" {
     error_message = "Every output infra/README.md names must be set."
   }
 }
+
+# With the ids from terraform.tfvars the roles also trust GitHub's immutable subjects.
+run "immutable_subjects" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+  }
+
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.deploy_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:staging", "repo:acme@1234567/keel@890123456:environment:staging"]
+    error_message = "The deploy role trusts the staging environment in both subject forms, nothing else."
+  }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:pull_request", "repo:acme@1234567/keel@890123456:pull_request"]
+    error_message = "The plan role trusts pull_request in both subject forms, nothing else."
+  }
+}

@@ -354,3 +354,245 @@ run "rejects_wildcard_branch" {
 
   expect_failures = [var.deploy_branches]
 }
+
+# Subject forms (https://docs.github.com/en/actions/reference/security/oidc#immutable-subject-claims):
+# the name form repo:OWNER/NAME:<context> (repositories from before 2026-07-15 that have not opted
+# in) and the immutable form repo:OWNER@OWNER_ID/NAME@REPO_ID:<context>. The trust policies use
+# StringEquals alone (asserted below), so "in the list" is exactly what IAM accepts.
+
+# Without the ids: the name form only, the policy as before the immutable form existed.
+run "subjects_name_form_only" {
+  command = plan
+
+  variables {
+    deploy_branches   = ["main"]
+    plan_environments = ["production-plan"]
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.deploy.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production", "repo:acme/keel:ref:refs/heads/main"]
+    error_message = "Without ids the deploy role trusts the name form of each environment and branch, nothing else."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-plan"]
+    error_message = "Without ids the plan role trusts the name form of its environment."
+  }
+  assert {
+    condition     = !anytrue([for s in concat(output.deploy_subjects, output.plan_subjects) : strcontains(s, "@")])
+    error_message = "Without ids no subject has the immutable form."
+  }
+}
+
+# "" (an unset repository variable passed as TF_VAR_...) means unset, like null.
+run "subjects_empty_ids_are_the_name_form" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = ""
+    github_repository_id       = ""
+  }
+
+  assert {
+    condition     = output.deploy_subjects == tolist(["repo:acme/keel:environment:production"]) && output.plan_subjects == tolist(["repo:acme/keel:pull_request"])
+    error_message = "Empty ids: the name form only."
+  }
+}
+
+# The ids alone (trust_name_subjects = false): what a repository whose tokens carry the ids needs.
+run "subjects_id_form_only" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+    trust_name_subjects        = false
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.deploy.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme@1234567/keel@890123456:environment:production"]
+    error_message = "The deploy role trusts exactly repo:acme@1234567/keel@890123456:environment:production."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme@1234567/keel@890123456:pull_request"]
+    error_message = "The plan role trusts exactly repo:acme@1234567/keel@890123456:pull_request."
+  }
+  assert {
+    condition     = alltrue([for p in [aws_iam_role.deploy.assume_role_policy, aws_iam_role.plan.assume_role_policy] : keys(jsondecode(p).Statement[0].Condition) == ["StringEquals"] && jsondecode(p).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"])
+    error_message = "Only StringEquals conditions (no StringLike), audience pinned to sts.amazonaws.com."
+  }
+  assert {
+    condition     = output.deploy_subjects == tolist(["repo:acme@1234567/keel@890123456:environment:production"]) && output.plan_subjects == tolist(["repo:acme@1234567/keel@890123456:pull_request"])
+    error_message = "The subject outputs list what the policies trust."
+  }
+}
+
+# Both forms, for every context of each role: the name form first, then the immutable form.
+run "subjects_both_forms" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+    deploy_branches            = ["main"]
+  }
+
+  assert {
+    condition = jsondecode(aws_iam_role.deploy.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == [
+      "repo:acme/keel:environment:production",
+      "repo:acme/keel:ref:refs/heads/main",
+      "repo:acme@1234567/keel@890123456:environment:production",
+      "repo:acme@1234567/keel@890123456:ref:refs/heads/main",
+    ]
+    error_message = "The deploy role trusts each environment and branch in both forms, nothing else."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:pull_request", "repo:acme@1234567/keel@890123456:pull_request"]
+    error_message = "The plan role trusts pull requests in both forms."
+  }
+  assert {
+    condition     = alltrue([for p in [aws_iam_role.deploy.assume_role_policy, aws_iam_role.plan.assume_role_policy] : length(jsondecode(p).Statement) == 1 && keys(jsondecode(p).Statement[0].Condition) == ["StringEquals"] && jsondecode(p).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"])
+    error_message = "One statement per role, StringEquals only, audience pinned."
+  }
+}
+
+# The plan environment gate holds in both forms: no pull_request subject in either.
+run "subjects_both_forms_plan_environment" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+    plan_environments          = ["production-plan"]
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.plan.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-plan", "repo:acme@1234567/keel@890123456:environment:production-plan"]
+    error_message = "With plan_environments the plan role trusts those environments in both forms, and no pull request."
+  }
+}
+
+# Ids given as numbers (github_repository_id = 890123456 in a tfvars file) render the same.
+run "subjects_numeric_ids" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = 1234567
+    github_repository_id       = 890123456
+  }
+
+  assert {
+    condition     = output.deploy_subjects == tolist(["repo:acme/keel:environment:production", "repo:acme@1234567/keel@890123456:environment:production"])
+    error_message = "Numeric ids render as their digits."
+  }
+}
+
+# Near misses IAM must refuse: another repository of the owner, another owner, other ids, another
+# context. With StringEquals only and no wildcard characters, absent from the list means refused.
+run "subjects_refuse_near_misses" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+    deploy_branches            = ["main"]
+  }
+
+  assert {
+    condition = length(setintersection(flatten([for p in [aws_iam_role.deploy.assume_role_policy, aws_iam_role.plan.assume_role_policy] : jsondecode(p).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"]]), [
+      "repo:acme/keel-evil:environment:production",
+      "repo:acme/keel-evil:pull_request",
+      "repo:acme-evil/keel:environment:production",
+      "repo:acme@1234567/keel-evil@890123456:environment:production",
+      "repo:acme@1234567/keel@890123457:environment:production",
+      "repo:acme@7654321/keel@890123456:environment:production",
+      "repo:acme@7654321/keel@890123456:pull_request",
+      "repo:evil@1234567/keel@890123456:environment:production",
+      "repo:acme@1234567/keel@890123456:environment:staging",
+      "repo:acme@1234567/keel@890123456:ref:refs/heads/main-evil",
+      "repo:acme@1234567/keel@890123456:ref:refs/tags/main",
+    ])) == 0
+    error_message = "A near-miss repository, owner, id or context must not be in any trust policy."
+  }
+  assert {
+    condition     = !contains(jsondecode(aws_iam_role.deploy.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"], "repo:acme@1234567/keel@890123456:pull_request")
+    error_message = "A pull request (in the immutable form too) must not get the deploy role."
+  }
+  assert {
+    condition     = alltrue([for p in [aws_iam_role.deploy.assume_role_policy, aws_iam_role.plan.assume_role_policy] : keys(jsondecode(p).Statement[0].Condition) == ["StringEquals"] && alltrue([for s in jsondecode(p).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] : can(regex("^repo:acme(@1234567)?/keel(@890123456)?:[A-Za-z0-9:/._-]+$", s)) && !strcontains(s, "*") && !strcontains(s, "?")])])
+    error_message = "Every subject is a literal of this owner and repository (and their ids), under StringEquals: no wildcard anywhere."
+  }
+}
+
+run "rejects_non_numeric_owner_id" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "acme"
+    github_repository_id       = "890123456"
+  }
+
+  expect_failures = [var.github_repository_owner_id]
+}
+
+run "rejects_wildcard_repository_id" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "*"
+  }
+
+  expect_failures = [var.github_repository_id]
+}
+
+run "rejects_repository_id_with_leading_zero" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "0890123456"
+  }
+
+  expect_failures = [var.github_repository_id]
+}
+
+run "rejects_negative_owner_id" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "-1234567"
+    github_repository_id       = "890123456"
+  }
+
+  expect_failures = [var.github_repository_owner_id]
+}
+
+run "rejects_owner_id_without_repository_id" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+  }
+
+  expect_failures = [var.github_repository_id]
+}
+
+run "rejects_repository_id_without_owner_id" {
+  command = plan
+
+  variables {
+    github_repository_id = "890123456"
+  }
+
+  expect_failures = [var.github_repository_id]
+}
+
+run "rejects_no_name_subjects_without_ids" {
+  command = plan
+
+  variables {
+    trust_name_subjects = false
+  }
+
+  expect_failures = [var.trust_name_subjects]
+}

@@ -135,6 +135,9 @@ run "optional_inputs_accept_null" {
     github_deploy_environments     = null
     github_deploy_branches         = null
     github_plan_environments       = null
+    github_repository_owner_id     = null
+    github_repository_id           = null
+    github_trust_name_subjects     = null
     create_github_oidc_provider    = null
     state_kms_key_arn              = null
     kubernetes_version             = null
@@ -152,6 +155,55 @@ run "optional_inputs_accept_null" {
     condition     = length(output.github_plan_environments) == 0 && !strcontains(module.github_oidc.plan_policies["terraform-state"], "kms:")
     error_message = "null: the plan role trusts pull requests and gets no state key."
   }
+  assert {
+    condition     = jsondecode(module.github_oidc.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:pull_request"]
+    error_message = "null ids: the OIDC roles trust the name form only."
+  }
+}
+
+# The repository ids reach modules/github-oidc: both subject forms, for both roles.
+run "github_repository_ids_wiring" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+  }
+
+  assert {
+    condition     = jsondecode(output.environment_settings.deploy_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:staging", "repo:acme@1234567/keel@890123456:environment:staging"]
+    error_message = "The deploy role trusts the environment in the name and the immutable form."
+  }
+  assert {
+    condition     = jsondecode(output.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:pull_request", "repo:acme@1234567/keel@890123456:pull_request"]
+    error_message = "The plan role trusts pull requests in the name and the immutable form."
+  }
+}
+
+run "github_trust_name_subjects_wiring" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+    github_trust_name_subjects = false
+  }
+
+  assert {
+    condition     = jsondecode(output.environment_settings.deploy_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme@1234567/keel@890123456:environment:staging"] && jsondecode(output.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme@1234567/keel@890123456:pull_request"]
+    error_message = "github_trust_name_subjects = false leaves only the immutable form."
+  }
+}
+
+run "rejects_non_numeric_github_repository_id" {
+  command = plan
+
+  variables {
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "keel"
+  }
+
+  expect_failures = [var.github_repository_id]
 }
 
 # The plan role's gate and state access arrive in modules/github-oidc.
