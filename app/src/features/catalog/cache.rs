@@ -143,8 +143,18 @@ async fn listen(cache: std::sync::Weak<ProductCache>, db: PgPool) {
     }
 }
 
+/// A connection of its own, beside the request pool (whose size requests count on), with the
+/// same connect options.
 async fn connect(db: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(db).await?;
+    let options = (*db.connect_options())
+        .clone()
+        .application_name("keel-product-cache");
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(options);
+    let mut listener = PgListener::connect_with(&own).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
