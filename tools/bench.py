@@ -29,6 +29,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -151,6 +152,62 @@ def machine_cpu() -> tuple[int, int]:
 
 def load_average() -> list[float]:
     return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+class CpuMeter:
+    """CPU over one run, in cores busy: the server, PostgreSQL (its container's cgroup), the
+    load generator (this driver's waited children: wrk or pgbench), this driver itself (the OTLP
+    sink), and everything else on the machine, which is other people's work on a shared box."""
+
+    def __init__(self, postgres: "Postgres", pid: int | None = None) -> None:
+        self.postgres = postgres
+        self.pid = pid
+
+    @staticmethod
+    def _rusage(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    def _sample(self) -> dict:
+        busy, total = machine_cpu()
+        return {
+            "server": process_cpu_seconds(self.pid) if self.pid else 0.0,
+            "postgres": self.postgres.cpu_seconds(),
+            "load_generator": self._rusage(resource.RUSAGE_CHILDREN),
+            "harness": self._rusage(resource.RUSAGE_SELF),
+            "busy": busy,
+            "total": total,
+            "wall": time.perf_counter(),
+        }
+
+    def start(self) -> None:
+        self.before = self._sample()
+
+    def stop(self) -> dict:
+        after = self._sample()
+        before = self.before
+        wall = after["wall"] - before["wall"]
+        cores = os.cpu_count() or 1
+
+        def rate(key: str) -> float | None:
+            if before[key] is None or after[key] is None:
+                return None
+            return round((after[key] - before[key]) / wall, 2)
+
+        machine = (after["busy"] - before["busy"]) / max(after["total"] - before["total"], 1) * cores
+        known = [rate(key) for key in ("server", "postgres", "load_generator", "harness")]
+        return {
+            "wall_s": round(wall, 2),
+            "server_s": after["server"] - before["server"],
+            "cores": {
+                "server": known[0],
+                "postgres": known[1],
+                "load_generator": known[2],
+                "harness": known[3],
+                "machine": round(machine, 2),
+                "other": round(max(machine - sum(k or 0 for k in known), 0), 2),
+            },
+        }
 
 
 def mib(kib: int) -> float:
@@ -470,6 +527,22 @@ class Keel:
         except OSError:
             return ""
 
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def error_statuses(self, offset: int) -> dict[str, int]:
+        """Error responses (4xx, 5xx) in the access log written since `offset`, by status."""
+        counts: dict[str, int] = {}
+        pattern = re.compile(rb'"message":"request completed","status":([45]\d\d)')
+        with self.log_path.open("rb") as file:
+            file.seek(offset)
+            for line in file:
+                match = pattern.search(line)
+                if match:
+                    status = match.group(1).decode()
+                    counts[status] = counts.get(status, 0) + 1
+        return dict(sorted(counts.items()))
+
     def log_lines(self) -> int:
         with self.log_path.open("rb") as file:
             return sum(1 for _ in file)
@@ -616,20 +689,17 @@ class Load:
         log(f"{label} at {connections} connections: {self.options.warmup} s warm-up, {self.options.duration} s measured")
         self.wrk_result(self.wrk(url, connections, self.options.warmup, script, headers))
 
-        cpu_before = process_cpu_seconds(self.keel.pid)
-        pg_before = self.postgres.cpu_seconds()
-        busy_before, total_before = machine_cpu()
-        wall_before = time.perf_counter()
+        meter = CpuMeter(self.postgres, self.keel.pid)
+        log_offset = self.keel.log_size()
+        meter.start()
         process = self.wrk(url, connections, self.options.duration, script, headers)
         probe_process = None
         if probe:
             # One extra client on /health/live: does the executor stay responsive meanwhile?
             probe_process = self.wrk(f"{self.keel.base}/health/live", 1, self.options.duration, self.live_script, {}, threads=1)
         result = self.wrk_result(process)
-        wall = time.perf_counter() - wall_before
-        cpu = process_cpu_seconds(self.keel.pid) - cpu_before
-        pg_after = self.postgres.cpu_seconds()
-        busy_after, total_after = machine_cpu()
+        probe_result = self.wrk_result(probe_process) if probe_process is not None else None
+        cpu = meter.stop()
         memory = process_memory_kib(self.keel.pid)
 
         result.update(
@@ -643,24 +713,26 @@ class Load:
                 "duration_s": self.options.duration,
                 "products": products or self.options.products[0],
                 "server": {
-                    "cpu_cores": round(cpu / wall, 2),
-                    "cpu_us_per_request": round(cpu / result["requests"] * 1e6, 1) if result["requests"] else None,
+                    "cpu_cores": cpu["cores"]["server"],
+                    "cpu_us_per_request": round(cpu["server_s"] / result["requests"] * 1e6, 1) if result["requests"] else None,
                     "rss_mib": mib(memory.get("VmRSS", 0)),
                     "rss_peak_mib": mib(memory.get("VmHWM", 0)),
                 },
-                "postgres_cpu_cores": round((pg_after - pg_before) / wall, 2) if pg_before is not None and pg_after is not None else None,
-                "machine_cpu_busy": round((busy_after - busy_before) / max(total_after - total_before, 1), 3),
+                "cpu_cores": cpu["cores"],
             }
         )
-        if probe_process is not None:
-            probe_result = self.wrk_result(probe_process)
+        if probe_result is not None:
             result["health_live_probe"] = {"req_per_s": probe_result["req_per_s"], "latency_ms": probe_result["latency_ms"]}
+        if result["errors"]["non_2xx_3xx"]:
+            result["error_statuses"] = self.keel.error_statuses(log_offset)
         problems = result["errors"]
         if problems["non_2xx_3xx"] or problems["socket"]:
-            log(f"  warning: {problems['non_2xx_3xx']} error responses, {problems['socket']} socket errors")
+            log(f"  warning: {problems['non_2xx_3xx']} error responses {result.get('error_statuses', {})}, "
+                f"{problems['socket']} socket errors or timeouts")
         log(
             f"  {result['req_per_s']:,.0f} req/s, p50 {result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms, "
-            f"server {result['server']['cpu_cores']} cores, RSS {result['server']['rss_mib']} MiB"
+            f"server {result['server']['cpu_cores']} cores, RSS {result['server']['rss_mib']} MiB, "
+            f"other work on the machine {cpu['cores']['other']} cores"
         )
         return result
 
@@ -750,13 +822,10 @@ class PgBench:
         base = ["-n", "-M", "prepared", "-c", str(clients), "-j", str(threads), *args]
         log(f"{label} at {clients} clients: {o.warmup} s warm-up, {o.duration} s measured")
         run(self.command(*base, "-T", str(o.warmup), "pgbench"), stderr=subprocess.PIPE)
-        pg_before = self.postgres.cpu_seconds()
-        busy_before, total_before = machine_cpu()
-        wall_before = time.perf_counter()
+        meter = CpuMeter(self.postgres)
+        meter.start()
         output = run(self.command(*base, "-T", str(o.duration), "pgbench"), stderr=subprocess.PIPE).stdout
-        wall = time.perf_counter() - wall_before
-        pg_after = self.postgres.cpu_seconds()
-        busy_after, total_after = machine_cpu()
+        cpu = meter.stop()
         tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", output, re.M)
         latency = re.search(r"^latency average = ([\d.]+) ms", output, re.M)
         failed = re.search(r"^number of failed transactions: (\d+)", output, re.M)
@@ -771,10 +840,10 @@ class PgBench:
             "tps": round(float(tps.group(1)), 1),
             "latency_avg_ms": float(latency.group(1)) if latency else None,
             "failed_transactions": int(failed.group(1)) if failed else 0,
-            "postgres_cpu_cores": round((pg_after - pg_before) / wall, 2) if pg_before is not None and pg_after is not None else None,
-            "machine_cpu_busy": round((busy_after - busy_before) / max(total_after - total_before, 1), 3),
+            "cpu_cores": cpu["cores"],
         }
-        log(f"  {result['tps']:,.0f} TPS, latency average {result['latency_avg_ms']} ms")
+        log(f"  {result['tps']:,.0f} TPS, latency average {result['latency_avg_ms']} ms, "
+            f"other work on the machine {cpu['cores']['other']} cores")
         return result
 
     def runs(self) -> list[dict]:
@@ -835,6 +904,20 @@ def fmt_ms(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def fmt_cores(cores: float | None) -> str:
+    return "–" if cores is None else f"{cores:.2f}"
+
+
+def fmt_errors(run_: dict) -> str:
+    """Error responses by status (from the server's log), then socket errors and timeouts."""
+    parts = [f"{count:,}× {status}" for status, count in run_.get("error_statuses", {}).items()]
+    if run_["errors"]["non_2xx_3xx"] and not parts:
+        parts.append(f"{run_['errors']['non_2xx_3xx']:,}× 4xx/5xx")
+    if run_["errors"]["socket"]:
+        parts.append(f"{run_['errors']['socket']:,}× timeout/socket")
+    return ", ".join(parts) or "0"
 
 
 def fmt_rate(per_second: float) -> str:
@@ -909,7 +992,9 @@ def markdown(result: dict, json_name: str) -> str:
     m = result["machine"]
     load = result["load_average"]
     cores = m["cores"] or 1
-    busy = max(load["start"][0], load["end"][0]) > 0.5 * cores
+    others = [r["cpu_cores"]["other"] for r in result["runs"] + result["pgbench"] if r["cpu_cores"]["other"] is not None]
+    other_mean = sum(others) / len(others) if others else 0.0
+    busy = max(load["start"][0], load["end"][0]) > 0.5 * cores or other_mean > 0.25
     lines = [
         "# Benchmarks",
         "",
@@ -928,8 +1013,10 @@ def markdown(result: dict, json_name: str) -> str:
     if busy:
         lines += [
             f"> **The machine was busy**: load average {load['start'][0]:.2f} at the start and "
-            f"{load['end'][0]:.2f} at the end on {cores} cores, so other work (builds) shared the cores "
-            "with this run and the figures are lower than an idle machine gives.",
+            f"{load['end'][0]:.2f} at the end on {cores} cores, and processes outside this benchmark used "
+            f"{other_mean:.2f} of the {cores} cores on average during the measured runs (*other CPU* below, up to "
+            f"{max(others, default=0):.2f}). Other work (builds) shared the cores with this run, so its figures are "
+            "lower, and its latencies longer, than an idle machine gives.",
             "",
         ]
     lines += [
@@ -950,21 +1037,23 @@ def markdown(result: dict, json_name: str) -> str:
         "",
         f"`wrk -t{result['method']['threads']} -cN -d{result['method']['duration_s']}s --latency` per row after a "
         f"{result['method']['warmup_s']} s warm-up. *Server CPU* is the `keel` process's utime + stime over the "
-        "run divided by its wall time (cores busy); *µs/req* the same CPU per request. *of pgbench -S* compares with "
-        "the select-only ceiling at the same client count: one indexed read per transaction, no HTTP, no auth.",
+        "run divided by its wall time (cores busy); *µs/req* the same CPU per request; *PostgreSQL CPU* the "
+        "database container's cgroup; *other CPU* whatever else the machine ran meanwhile (all busy CPU less the "
+        "server, PostgreSQL, wrk and this driver: other people's builds on a shared machine, and kernel network work "
+        "charged to no process). *Errors* are by status as the server logged them. *of pgbench -S* "
+        "compares with the select-only ceiling at the same client count: one indexed read per transaction, no HTTP, no auth.",
         "",
-        "| endpoint | conns | products | req/s | p50 ms | p99 ms | errors | server CPU | µs/req | RSS MiB | PostgreSQL CPU | of pgbench -S |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| endpoint | conns | products | req/s | p50 ms | p99 ms | errors | server CPU | µs/req | RSS MiB | PostgreSQL CPU | other CPU | of pgbench -S |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["runs"]:
         cap = ceiling(result, r["connections"])
         share = f"{r['req_per_s'] / cap:.0%}" if cap else "–"
-        errors = r["errors"]["non_2xx_3xx"] + r["errors"]["socket"]
-        pg = "–" if r["postgres_cpu_cores"] is None else f"{r['postgres_cpu_cores']:.2f}"
         lines.append(
             f"| `{r['method']} {r['path']}` | {r['connections']} | {r['products']:,} | {fmt_int(r['req_per_s'])} | "
-            f"{fmt_ms(r['latency_ms']['p50'])} | {fmt_ms(r['latency_ms']['p99'])} | {errors} | "
-            f"{r['server']['cpu_cores']:.2f} | {fmt_int(r['server']['cpu_us_per_request'])} | {r['server']['rss_mib']} | {pg} | {share} |"
+            f"{fmt_ms(r['latency_ms']['p50'])} | {fmt_ms(r['latency_ms']['p99'])} | {fmt_errors(r)} | "
+            f"{fmt_cores(r['cpu_cores']['server'])} | {fmt_int(r['server']['cpu_us_per_request'])} | {r['server']['rss_mib']} | "
+            f"{fmt_cores(r['cpu_cores']['postgres'])} | {fmt_cores(r['cpu_cores']['other'])} | {share} |"
         )
     lines += [
         "",
@@ -973,12 +1062,15 @@ def markdown(result: dict, json_name: str) -> str:
         f"pgbench against the same server, scale {PGBENCH_SCALE} ({PGBENCH_SCALE * 100_000:,} accounts), "
         "prepared statements, one run each after a warm-up of the same length as above.",
         "",
-        "| run | clients | TPS | latency average ms | PostgreSQL CPU | failed |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| run | clients | TPS | latency average ms | PostgreSQL CPU | pgbench CPU | other CPU | failed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in result["pgbench"]:
-        pg = "–" if p["postgres_cpu_cores"] is None else f"{p['postgres_cpu_cores']:.2f}"
-        lines.append(f"| `pgbench {p['options']}` | {p['clients']} | {fmt_int(p['tps'])} | {fmt_ms(p['latency_avg_ms'])} | {pg} | {p['failed_transactions']} |")
+        c = p["cpu_cores"]
+        lines.append(
+            f"| `pgbench {p['options']}` | {p['clients']} | {fmt_int(p['tps'])} | {fmt_ms(p['latency_avg_ms'])} | "
+            f"{fmt_cores(c['postgres'])} | {fmt_cores(c['load_generator'])} | {fmt_cores(c['other'])} | {p['failed_transactions']} |"
+        )
     s = result["server"]
     lines += [
         "",
@@ -1019,7 +1111,9 @@ def markdown(result: dict, json_name: str) -> str:
                       f"rate of {raw_one['per_second']:.1f} hashes/s on one core"
                       + (f" and {raw_all['per_second']:.1f}/s on all {raw_all['elements_per_iteration']} cores "
                          f"({login['req_per_s'] / raw_all['per_second']:.0%} of it)" if raw_all else "")
-                      + ". Each login is one argon2id verification plus a session and a refresh-token insert."]
+                      + ". Each login is one argon2id verification plus a session and a refresh-token insert; the "
+                      "criterion figures were taken minutes earlier, so on a busy machine the two may have seen "
+                      "different shares of the cores."]
     if login and "health_live_probe" in login:
         probe = login["health_live_probe"]
         lines += ["", f"During the login run one more client polled `/health/live`: p50 {fmt_ms(probe['latency_ms']['p50'])} ms, "
