@@ -35,6 +35,9 @@ done
 if [ -z "${BENCH_QUICK:-}" ] || [ "${BENCH_QUICK}" = 0 ]; then
 	# Old results would be read back as this run's; criterion keeps its own history elsewhere.
 	rm -rf "$CARGO_TARGET_DIR/criterion"
+	# Recorded with the results: criterion has no other sign of a busy machine.
+	BENCH_LOADAVG_MICRO="$(cut -d' ' -f1-3 /proc/loadavg)"
+	export BENCH_LOADAVG_MICRO
 	log "criterion micro-benchmarks (app/benches)"
 	cargo bench --locked --package keel --bench auth --bench api >&2
 fi
