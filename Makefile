@@ -29,7 +29,7 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
 	build unit-test integration-test contract-test docs-browser-test sqlx-check sqlx-prepare spec-check infra-check \
 	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test scripts-test \
-	obs-up obs-down obs-check
+	obs-up obs-down obs-check bench bench-quick
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -136,6 +136,13 @@ remove-example: ## Delete the example domain (catalog, orders, reports) for good
 
 remove-example-test: tools ## Run remove-example on a scratch copy of this tree, then its lint and tests
 	scripts/remove-example-test.sh
+
+# Not part of `make test`: performance is measured here, never asserted by timed tests.
+bench: tools ## Benchmarks (~10 min): criterion micro-benchmarks, then a release keel serve under wrk next to pgbench on one PostgreSQL; writes bench/results/DATE.json and docs/benchmarks.md (BENCH_PRODUCTS="10000 1000000" adds the large catalog)
+	PYTHON=$(VENV)/bin/python scripts/bench.sh
+
+bench-quick: tools ## A 2-minute smoke run of make bench: fewer endpoints, 3 s each, no micro-benchmarks; prints the table, leaves docs/ alone
+	BENCH_QUICK=1 PYTHON=$(VENV)/bin/python scripts/bench.sh
 
 openapi: build ## Rewrite the committed openapi.json from the code
 	$(KEEL) openapi > openapi.json
