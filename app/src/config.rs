@@ -252,10 +252,9 @@ pub struct ThrottleSettings {
     /// the entry this many places from the right, which those proxies wrote. Entries further
     /// left came from the client itself and are never believed.
     pub trusted_proxy_hops: usize,
-    /// Registrations from one client network within `window` (per replica) before 429.
+    /// Registrations from one client network within `window` before 429.
     pub max_registrations_per_ip: u32,
-    /// Password-reset requests from one client network within `window` (per replica) before
-    /// 429.
+    /// Password-reset requests from one client network within `window` before 429.
     pub max_password_resets_per_ip: u32,
 }
 

@@ -1,31 +1,32 @@
-//! Login throttling: failed attempts are counted per account (in PostgreSQL, so every replica
-//! sees them) and per client IP (in memory, per replica). Over either limit, login answers 429
-//! with `Retry-After` until the window that started with the first failure has passed.
-//! Successful logins are never counted; they clear the account's failures.
+//! Throttling, counted in PostgreSQL so that every replica sees the same counters: failed
+//! logins per account, and logins, registrations and password-reset requests per client
+//! network. Over a limit, the request is answered 429 with `Retry-After` until the window that
+//! started with the first counted attempt has passed.
 //!
-//! A per-IP limit shared by all replicas belongs at the ingress as well: this one is per pod.
+//! A login attempt is counted before its password is checked and stays counted only if that
+//! check happened and failed: a right password takes it back (and forgives the account's
+//! failures), and so does a request abandoned before the check — a client that hung up, a
+//! hashing queue that was full — so only guesses that were actually judged use up a limit.
 
 use std::{
     net::{IpAddr, Ipv6Addr},
-    sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::FutureExt as _;
-use hashlink::LinkedHashMap;
 use poem::Request;
 use sqlx::PgPool;
 
 use crate::{config::ThrottleSettings, error::ApiError, jobs::ScheduledJob};
 
-/// A counter whose window has passed counts nothing: the next failure starts a new window.
-/// Without this, every email ever mistyped would keep its row.
-pub const PURGE_LOGIN_FAILURES: ScheduledJob = ScheduledJob {
-    name: "purge_login_failures",
+/// A counter whose window has passed counts nothing: the next attempt starts a new window.
+/// Without this, every email ever mistyped and every client ever seen would keep its row.
+pub const PURGE_THROTTLE_WINDOWS: ScheduledJob = ScheduledJob {
+    name: "purge_throttle_windows",
     run: |conn, settings| {
         async move {
             let deleted = sqlx::query!(
-                "DELETE FROM login_failures
+                "DELETE FROM throttle_windows
                  WHERE window_started_at + make_interval(secs => $1) <= now()",
                 settings.auth.throttle.window.as_secs_f64(),
             )
@@ -37,31 +38,34 @@ pub const PURGE_LOGIN_FAILURES: ScheduledJob = ScheduledJob {
     },
 };
 
-/// The most client networks tracked per replica. Beyond it the oldest entry is dropped: memory
-/// stays bounded whatever an attacker with many addresses does, and no request ever waits for a
-/// scan of the whole map under the lock.
-const MAX_TRACKED: usize = 100_000;
+/// What a counter counts, per what: the `scope` column of `throttle_windows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    LoginAccount,
+    LoginClient,
+    RegistrationClient,
+    PasswordResetClient,
+}
+
+impl Scope {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginAccount => "login:account",
+            Self::LoginClient => "login:client",
+            Self::RegistrationClient => "registration:client",
+            Self::PasswordResetClient => "password-reset:client",
+        }
+    }
+}
 
 pub struct LoginThrottle {
     db: PgPool,
     settings: ThrottleSettings,
-    /// Login attempts per client network, this replica only.
-    by_ip: Windows,
-    /// Registrations per client network, this replica only.
-    registrations: Windows,
-    /// Password-reset requests per client network, this replica only.
-    resets: Windows,
 }
 
 impl LoginThrottle {
     pub fn new(db: PgPool, settings: ThrottleSettings) -> Self {
-        Self {
-            db,
-            by_ip: Windows::new(settings.window),
-            registrations: Windows::new(settings.window),
-            resets: Windows::new(settings.window),
-            settings,
-        }
+        Self { db, settings }
     }
 
     /// The client a request is counted against: behind `trusted_proxy_hops` proxies, the entry
@@ -90,134 +94,180 @@ impl LoginThrottle {
         forwarded.or_else(peer).map(network_of)
     }
 
-    /// Counts an attempt against the account and the client *before* its password is checked,
-    /// and refuses it (429) when that goes over either limit. Counting first, atomically (one
-    /// upsert for the account, one locked update for the client), is what makes concurrent
-    /// guesses count: a burst of attempts cannot all pass a check before any failure is
-    /// recorded. [`LoginThrottle::succeeded`] takes a successful attempt back.
-    pub async fn begin(&self, account: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        if let Some(ip) = ip
-            && let Some(retry_after) = self.by_ip.count(ip, self.settings.max_failures_per_ip)
-        {
-            return Err(ApiError::TooManyRequests { retry_after });
+    /// Counts a login attempt against the client and the account *before* its password is
+    /// checked, and refuses it (429) when that goes over either limit. Counting first,
+    /// atomically (one upsert per counter), is what makes concurrent guesses count: a burst of
+    /// attempts cannot all pass a check before any failure is recorded. The attempt is taken
+    /// back unless [`LoginAttempt::checked`] is called before it is dropped.
+    pub async fn begin(&self, account: &str, ip: Option<IpAddr>) -> Result<LoginAttempt, ApiError> {
+        let mut attempt = LoginAttempt {
+            db: self.db.clone(),
+            counted: Vec::with_capacity(2),
+            checked: false,
+        };
+        let limits = [
+            ip.map(|ip| {
+                (
+                    Scope::LoginClient,
+                    ip.to_string(),
+                    self.settings.max_failures_per_ip,
+                )
+            }),
+            Some((
+                Scope::LoginAccount,
+                account.to_owned(),
+                self.settings.max_failures_per_account,
+            )),
+        ];
+        for (scope, key, limit) in limits.into_iter().flatten() {
+            let over = self.count(scope, &key, limit).await?;
+            attempt.counted.push((scope, key));
+            if let Some(retry_after) = over {
+                return Err(ApiError::TooManyRequests { retry_after });
+            }
         }
-        // A window older than `window` starts over at this attempt.
-        let counted = sqlx::query!(
-            r#"INSERT INTO login_failures (account, failures, window_started_at)
-               VALUES ($1, 1, now())
-               ON CONFLICT (account) DO UPDATE SET
-                 failures = CASE
-                   WHEN login_failures.window_started_at + make_interval(secs => $2) <= now() THEN 1
-                   ELSE login_failures.failures + 1 END,
-                 window_started_at = CASE
-                   WHEN login_failures.window_started_at + make_interval(secs => $2) <= now() THEN now()
-                   ELSE login_failures.window_started_at END
-               RETURNING failures,
-                 extract(epoch FROM window_started_at + make_interval(secs => $2) - now())::float8
-                   AS "remaining!""#,
-            account,
-            self.settings.window.as_secs_f64(),
-        )
-        .fetch_one(&self.db)
-        .await?;
-        let limit = i32::try_from(self.settings.max_failures_per_account).unwrap_or(i32::MAX);
-        if counted.failures > limit {
-            return Err(ApiError::TooManyRequests {
-                retry_after: Duration::from_secs_f64(counted.remaining.max(1.0)),
-            });
-        }
-        Ok(())
-    }
-
-    /// The attempt [`LoginThrottle::begin`] counted was right: it was no failure, and the
-    /// account's earlier failures are forgiven.
-    pub async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        if let Some(ip) = ip {
-            self.by_ip.uncount(ip);
-        }
-        sqlx::query!("DELETE FROM login_failures WHERE account = $1", account)
-            .execute(&self.db)
-            .await?;
-        Ok(())
+        Ok(attempt)
     }
 
     /// Counts a registration from `ip`; 429 once it is over `max_registrations_per_ip`. Each
     /// registration costs a password hash, so this also bounds how fast one client can queue
     /// hashing work.
-    pub fn begin_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        Self::limit(
-            &self.registrations,
-            self.settings.max_registrations_per_ip,
+    pub async fn begin_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.limit(
+            Scope::RegistrationClient,
             ip,
+            self.settings.max_registrations_per_ip,
         )
+        .await
     }
 
     /// Counts a password-reset request from `ip`; 429 once it is over
     /// `max_password_resets_per_ip`. Each request queues a task and may send an email, so this
     /// bounds how much of either one client can cause.
-    pub fn begin_password_reset(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        Self::limit(&self.resets, self.settings.max_password_resets_per_ip, ip)
+    pub async fn begin_password_reset(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.limit(
+            Scope::PasswordResetClient,
+            ip,
+            self.settings.max_password_resets_per_ip,
+        )
+        .await
     }
 
-    fn limit(windows: &Windows, max: u32, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        match ip.and_then(|ip| windows.count(ip, max)) {
+    async fn limit(&self, scope: Scope, ip: Option<IpAddr>, max: u32) -> Result<(), ApiError> {
+        let Some(ip) = ip else { return Ok(()) };
+        match self.count(scope, &ip.to_string(), max).await? {
             Some(retry_after) => Err(ApiError::TooManyRequests { retry_after }),
             None => Ok(()),
         }
     }
-}
-
-/// Attempts per client network within a window, in memory. In first-attempt order, so the
-/// front is always the oldest window; bounded by [`MAX_TRACKED`].
-struct Windows {
-    window: Duration,
-    map: Mutex<LinkedHashMap<IpAddr, (u32, Instant)>>,
-}
-
-impl Windows {
-    fn new(window: Duration) -> Self {
-        Self {
-            window,
-            map: Mutex::new(LinkedHashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LinkedHashMap<IpAddr, (u32, Instant)>> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 
     /// Counts one attempt; `Some(retry_after)` when that makes more than `limit` in the window.
-    fn count(&self, ip: IpAddr, limit: u32) -> Option<Duration> {
-        let mut map = self.lock();
-        let (attempts, started) = match map.remove(&ip) {
-            Some((attempts, started)) if started.elapsed() < self.window => (attempts, started),
-            _ => (0, Instant::now()),
-        };
-        while map.len() >= MAX_TRACKED {
-            map.pop_front();
-        }
-        let attempts = attempts.saturating_add(1);
-        // Re-inserted at the back: the map stays ordered by window start.
-        map.insert(ip, (attempts, started));
-        (attempts > limit).then(|| {
-            self.window
-                .saturating_sub(started.elapsed())
-                .max(Duration::from_secs(1))
-        })
+    /// A window that has passed starts over at this attempt.
+    async fn count(
+        &self,
+        scope: Scope,
+        key: &str,
+        limit: u32,
+    ) -> Result<Option<Duration>, sqlx::Error> {
+        let counted = sqlx::query!(
+            r#"INSERT INTO throttle_windows (scope, key, attempts, window_started_at)
+               VALUES ($1, $2, 1, now())
+               ON CONFLICT (scope, key) DO UPDATE SET
+                 attempts = CASE
+                   WHEN throttle_windows.window_started_at + make_interval(secs => $3) <= now() THEN 1
+                   ELSE throttle_windows.attempts + 1 END,
+                 window_started_at = CASE
+                   WHEN throttle_windows.window_started_at + make_interval(secs => $3) <= now() THEN now()
+                   ELSE throttle_windows.window_started_at END
+               RETURNING attempts,
+                 extract(epoch FROM window_started_at + make_interval(secs => $3) - now())::float8
+                   AS "remaining!""#,
+            scope.as_str(),
+            key,
+            self.settings.window.as_secs_f64(),
+        )
+        .fetch_one(&self.db)
+        .await?;
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        Ok((counted.attempts > limit).then(|| Duration::from_secs_f64(counted.remaining.max(1.0))))
+    }
+}
+
+/// A login attempt [`LoginThrottle::begin`] counted. Dropped before [`LoginAttempt::checked`],
+/// it is taken back, in a task of its own (a drop cannot wait).
+#[must_use = "an attempt dropped unchecked is taken back"]
+pub struct LoginAttempt {
+    db: PgPool,
+    counted: Vec<(Scope, String)>,
+    checked: bool,
+}
+
+impl LoginAttempt {
+    /// The password was checked: the attempt stays counted unless it
+    /// [`succeeded`](Self::succeeded).
+    pub fn checked(&mut self) {
+        self.checked = true;
     }
 
-    fn uncount(&self, ip: IpAddr) {
-        if let Some((attempts, _)) = self.lock().get_mut(&ip) {
-            *attempts = attempts.saturating_sub(1);
+    /// The password was right: the attempt is no failure, and the account's earlier failures
+    /// are forgiven.
+    pub async fn succeeded(mut self) -> Result<(), ApiError> {
+        self.checked = true;
+        let (account, clients): (Vec<_>, Vec<_>) = std::mem::take(&mut self.counted)
+            .into_iter()
+            .partition(|(scope, _)| *scope == Scope::LoginAccount);
+        let mut tx = self.db.begin().await?;
+        for (scope, key) in account {
+            sqlx::query!(
+                "DELETE FROM throttle_windows WHERE scope = $1 AND key = $2",
+                scope.as_str(),
+                key,
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        uncount(&mut *tx, &clients).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        if self.checked || self.counted.is_empty() {
+            return;
+        }
+        let (db, counted) = (self.db.clone(), std::mem::take(&mut self.counted));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(err) = uncount(&db, &counted).await {
+                    tracing::warn!(error = %err, "an abandoned login attempt stays counted");
+                }
+            });
         }
     }
+}
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().len()
+/// Takes one attempt back from each counter (never below zero).
+async fn uncount(
+    db: impl sqlx::PgExecutor<'_>,
+    counted: &[(Scope, String)],
+) -> Result<(), sqlx::Error> {
+    if counted.is_empty() {
+        return Ok(());
     }
+    let scopes: Vec<&str> = counted.iter().map(|(scope, _)| scope.as_str()).collect();
+    let keys: Vec<&str> = counted.iter().map(|(_, key)| key.as_str()).collect();
+    sqlx::query!(
+        "UPDATE throttle_windows SET attempts = attempts - 1
+         WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+           AND attempts > 0",
+        &scopes as &[&str],
+        &keys as &[&str],
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// IPv6 addresses by their /64 network; IPv4 (and IPv4-mapped IPv6) addresses as they are.
@@ -298,24 +348,5 @@ mod tests {
             network_of("::ffff:192.0.2.1".parse().expect("ip")),
             "192.0.2.1".parse::<IpAddr>().expect("ip")
         );
-    }
-
-    #[test]
-    fn windows_count_refuse_past_the_limit_and_evict_the_oldest() {
-        let windows = Windows::new(Duration::from_secs(60));
-        let first: IpAddr = "192.0.2.1".parse().expect("ip");
-        assert!(windows.count(first, 2).is_none());
-        assert!(windows.count(first, 2).is_none());
-        assert!(windows.count(first, 2).is_some(), "the third of two");
-        windows.uncount(first);
-        assert!(
-            windows.count(first, 2).is_some(),
-            "still over after one is taken back"
-        );
-        for n in 0..MAX_TRACKED as u32 {
-            windows.count(IpAddr::V4((0x0a00_0000 + n).into()), 2);
-        }
-        assert_eq!(windows.len(), MAX_TRACKED);
-        assert!(windows.count(first, 2).is_none(), "the oldest went first");
     }
 }

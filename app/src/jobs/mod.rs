@@ -32,7 +32,7 @@ pub type JobFn =
 
 /// The foundation's own jobs; features add theirs through `Feature::JOBS`.
 pub const FOUNDATION: &[ScheduledJob] = &[
-    crate::auth::throttle::PURGE_LOGIN_FAILURES,
+    crate::auth::throttle::PURGE_THROTTLE_WINDOWS,
     crate::idempotency::PURGE_IDEMPOTENCY_KEYS,
     scheduler::PRUNE_JOB_RUNS,
     crate::outbox::PRUNE_OUTBOX,

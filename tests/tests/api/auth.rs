@@ -663,6 +663,63 @@ async fn failed_logins_are_throttled_per_client_ip_across_accounts() {
     .await;
 }
 
+/// Only a login whose password was checked uses up a limit: one abandoned by its client while
+/// the hash is still being computed (or waiting for a hashing slot) is taken back, on both
+/// counters. Otherwise a flaky network, or one client's timeouts, would lock an account and a
+/// whole office out.
+#[tokio::test]
+async fn a_login_abandoned_before_its_password_is_checked_is_not_counted() {
+    let app = spawn_app_with(&[
+        ("APP__AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT", "2"),
+        ("APP__AUTH__THROTTLE__MAX_FAILURES_PER_IP", "2"),
+        // An unknown email is checked against a dummy hash of these: seconds per check.
+        ("APP__AUTH__ARGON2__MEMORY_KIB", "262144"),
+        ("APP__AUTH__ARGON2__ITERATIONS", "6"),
+    ])
+    .await;
+    let body = json!({"email": "nobody@example.com", "password": "wrong password here"});
+    for _ in 0..4 {
+        let abandoned = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&body)
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        assert!(
+            abandoned.as_ref().is_err_and(reqwest::Error::is_timeout),
+            "{abandoned:?}"
+        );
+    }
+    let counted = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT coalesce(sum(attempts), 0)::int8 FROM throttle_windows
+             WHERE scope IN ('login:account', 'login:client')",
+        )
+        .fetch_one(&app.db)
+        .await
+        .expect("the login counters")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while counted().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "abandoned attempts still counted: {}",
+            counted().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Four abandoned, over both limits of two, yet a checked attempt is judged — and counted.
+    assert_problem(
+        app.auth()
+            .login("nobody@example.com", "wrong password here")
+            .await,
+        401,
+    )
+    .await;
+    assert_eq!(counted().await, 2, "one attempt on each counter");
+}
+
 /// README: a login for an unknown email "costs what a real one does". Measured against each
 /// other: the median of logins for unknown emails over the median of wrong
 /// passwords for a known one, interleaved so that load on the machine hits both alike. Without

@@ -231,6 +231,70 @@ async fn search_matches_words_and_prefixes() {
     assert!(names(&catalog.page("q=titanium").await).is_empty());
 }
 
+/// Search walks the newest rows in id order before it asks the full-text index (a broad term
+/// is then cheap at any catalog size): whichever way a page is found, walking the pages gives
+/// exactly the matches, newest first, as SQL sees them — for a broad term, for a rare one whose
+/// matches all lie beyond the newest 2,000 rows, and for one whose pages straddle that edge.
+#[tokio::test]
+async fn search_pages_are_exact_whether_the_matches_are_new_or_old() {
+    let app = spawn_app().await;
+    // Ids in insertion order of n, so n = 2600 is the newest row.
+    sqlx::query(
+        r#"INSERT INTO products (id, sku, name, price_cents, currency, stock)
+           SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(n), 12, '0'))::uuid,
+                  'S-' || n,
+                  CASE WHEN n % 3 = 0 THEN 'Steel' ELSE 'Brass' END
+                    || CASE WHEN n % 130 = 0 THEN ' bolt' ELSE ' part' END
+                    || CASE WHEN n <= 500 AND n % 10 = 0 THEN ' gasket' ELSE '' END,
+                  100, 'EUR', 1
+           FROM generate_series(1, 2600) AS n"#,
+    )
+    .execute(&app.db)
+    .await
+    .expect("a catalog larger than the search window");
+
+    for (q, tsquery, expected) in [
+        ("steel", "steel:*", 866),
+        ("gask", "gask:*", 50),
+        ("steel%20bol", "steel:* & bol:*", 6),
+        ("bolt", "bolt:*", 20),
+    ] {
+        let truth: Vec<String> = sqlx::query_scalar(
+            "SELECT id::text FROM products WHERE search @@ to_tsquery('simple', $1) ORDER BY id DESC",
+        )
+        .bind(tsquery)
+        .fetch_all(&app.db)
+        .await
+        .expect("the matches as SQL finds them");
+        assert_eq!(truth.len(), expected, "{q}");
+
+        let mut walked = Vec::new();
+        let mut query = format!("q={q}&limit=20");
+        loop {
+            let page = app.catalog().page(&query).await;
+            walked.extend(
+                page["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .map(|item| item["id"].as_str().expect("id").to_owned()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(cursor) if walked.len() < 200 => {
+                    query = format!("q={q}&limit=20&cursor={cursor}");
+                }
+                _ => break,
+            }
+        }
+        if expected > 200 {
+            assert_eq!(walked, truth[..walked.len()], "{q}: the first pages");
+            assert_eq!(walked.len(), 200, "{q}");
+        } else {
+            assert_eq!(walked, truth, "{q}: every match once, newest first");
+        }
+    }
+}
+
 #[tokio::test]
 async fn pages_never_repeat_a_row_while_rows_are_inserted() {
     let app = spawn_app().await;

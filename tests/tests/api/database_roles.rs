@@ -26,7 +26,7 @@ async fn the_service_role_reads_and_writes_rows_but_cannot_change_the_schema() {
 
     for statement in [
         "DROP TABLE users",
-        "TRUNCATE login_failures",
+        "TRUNCATE throttle_windows",
         "ALTER TABLE users ADD COLUMN smuggled text",
         "CREATE TABLE smuggled (id int)",
         "CREATE INDEX smuggled ON users (display_name)",

@@ -58,7 +58,7 @@ async fn two_workers_run_each_job_once_per_interval() {
         Keel::command(["worker"])
             .test_environment(&database_url)
             .env("APP__DATABASE__MIGRATE_ON_START", "false")
-            .envs(schedule("purge_login_failures", "1s"))
+            .envs(schedule("purge_throttle_windows", "1s"))
             .start()
     };
     let (first, second) = tokio::join!(start_worker(), start_worker());
@@ -71,7 +71,7 @@ async fn two_workers_run_each_job_once_per_interval() {
     }
 
     let db = owner_pool(&database_url).await;
-    let runs = runs_of(&db, "purge_login_failures").await;
+    let runs = runs_of(&db, "purge_throttle_windows").await;
     // 4.5 s at one run per second: 4 or 5, depending on where the first tick fell.
     assert!(
         (4..=5).contains(&runs.len()),
@@ -177,9 +177,9 @@ async fn purges_delete_what_has_ended_and_keep_the_rest() {
             (sha256('spent'), '00000000-0000-0000-0000-00000000000a', now() + interval '1 day', now()),
             (sha256('expired'), '00000000-0000-0000-0000-00000000000a', now() - interval '1 second', NULL),
             (sha256('of-the-old-session'), '00000000-0000-0000-0000-00000000000b', now() + interval '1 day', NULL);
-        INSERT INTO login_failures (account, failures, window_started_at) VALUES
-            ('fresh@example.com', 3, now()),
-            ('stale@example.com', 3, now() - interval '1 day');
+        INSERT INTO throttle_windows (scope, key, attempts, window_started_at) VALUES
+            ('login:account', 'fresh@example.com', 3, now()),
+            ('login:account', 'stale@example.com', 3, now() - interval '1 day');
         INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES
             ('00000000-0000-0000-0000-000000000001', 'fresh', '\x00', now()),
             ('00000000-0000-0000-0000-000000000001', 'stale', '\x00', now() - interval '25 hours');
@@ -208,7 +208,7 @@ async fn purges_delete_what_has_ended_and_keep_the_rest() {
     while runs_of(&app.db, "purge_idempotency_keys").await.is_empty()
         || runs_of(&app.db, "prune_outbox").await.is_empty()
         || runs_of(&app.db, "purge_sessions").await.is_empty()
-        || runs_of(&app.db, "purge_login_failures").await.is_empty()
+        || runs_of(&app.db, "purge_throttle_windows").await.is_empty()
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -242,7 +242,7 @@ async fn purges_delete_what_has_ended_and_keep_the_rest() {
         ["live", "spent"],
     );
     assert_eq!(
-        strings("SELECT account FROM login_failures").await,
+        strings("SELECT key FROM throttle_windows").await,
         ["fresh@example.com"]
     );
     assert_eq!(strings("SELECT key FROM idempotency_keys").await, ["fresh"]);

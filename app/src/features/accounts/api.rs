@@ -144,7 +144,8 @@ impl AccountsApi {
         body: JsonBody<RegisterRequest>,
     ) -> Result<RegisterResponse, ApiError> {
         self.throttle
-            .begin_registration(self.throttle.client_of(req))?;
+            .begin_registration(self.throttle.client_of(req))
+            .await?;
         let new_user = NewUser::parse(body.0)?;
         // A taken email costs no hash (the insert below still catches a concurrent one).
         if repo::find_by_email(&self.db, new_user.email.as_str())
@@ -180,10 +181,13 @@ impl AccountsApi {
         let (email, password) = (email.into_inner(), password.into_inner());
         let account = email.trim().to_lowercase();
         let ip = self.throttle.client_of(req);
-        if let Err(throttled) = self.throttle.begin(&account, ip).await {
-            self.count_login("throttled");
-            return Err(throttled);
-        }
+        let mut attempt = match self.throttle.begin(&account, ip).await {
+            Ok(attempt) => attempt,
+            Err(throttled) => {
+                self.count_login("throttled");
+                return Err(throttled);
+            }
+        };
 
         let user = repo::find_by_email(&self.db, email.trim()).await?;
         let verified = self
@@ -193,6 +197,7 @@ impl AccountsApi {
                 user.as_ref().map(|u| u.password_hash.clone()),
             )
             .await?;
+        attempt.checked();
         let Some(user) = user.filter(|_| verified.matches) else {
             self.count_login("failure");
             return Err(ApiError::Unauthorized(
@@ -200,7 +205,7 @@ impl AccountsApi {
             ));
         };
 
-        self.throttle.succeeded(&account, ip).await?;
+        attempt.succeeded().await?;
         if verified.outdated {
             let hash = self.passwords.hash(password.into()).await?;
             repo::set_password_hash(&self.db, user.id, &hash).await?;
@@ -284,7 +289,8 @@ impl AccountsApi {
         body: JsonBody<PasswordResetRequest>,
     ) -> Result<AcceptedResponse, ApiError> {
         self.throttle
-            .begin_password_reset(self.throttle.client_of(req))?;
+            .begin_password_reset(self.throttle.client_of(req))
+            .await?;
         let mut conn = self.db.acquire().await?;
         reset::enqueue(&mut conn, body.0.email.as_str()).await?;
         Ok(AcceptedResponse::Accepted)
@@ -381,13 +387,14 @@ impl AccountsApi {
             .ok_or(ApiError::NotFound)?;
         let account = user.email.to_lowercase();
         let ip = self.throttle.client_of(req);
-        self.throttle.begin(&account, ip).await?;
+        let mut attempt = self.throttle.begin(&account, ip).await?;
         let verified = self
             .passwords
             .verify(current_password.into(), Some(user.password_hash))
             .await?;
+        attempt.checked();
         if verified.matches {
-            self.throttle.succeeded(&account, ip).await?;
+            attempt.succeeded().await?;
         } else {
             return Err(ApiError::Validation(vec![FieldError::new(
                 "/current_password",
