@@ -14,7 +14,8 @@
 #      Secret: only if the pre-upgrade migration Job ran does the role get that password, and
 #      only if the rollout replaced every pod do the pods use it. Then the member logs in again
 #      (data kept), every pod belongs to the new ReplicaSet, and the Job ran twice.
-# kind-test.sh --diagnose   prints pods, events, the migration Job's and the pods' logs.
+# kind-test.sh --diagnose   prints pods, events, the migration Job's and the pods' logs
+#                           (scripts/k8s-diagnose.sh).
 set -euo pipefail
 
 NS="${KIND_TEST_NAMESPACE:-keel}"
@@ -31,15 +32,7 @@ fail() {
 	exit 1
 }
 
-diagnose() {
-	kubectl get pods,jobs,svc,deploy,rs -n "$NS" -o wide || true
-	kubectl get events -n "$NS" --sort-by=.lastTimestamp | tail -n 40 || true
-	echo "--- migration Job (keel-migrate)"
-	kubectl logs -n "$NS" "job/$RELEASE-migrate" --all-containers --tail=100 || true
-	echo "--- API pods"
-	kubectl logs -n "$NS" -l app.kubernetes.io/instance="$RELEASE" --all-containers --tail=50 --prefix || true
-	helm history "$RELEASE" -n "$NS" || true
-}
+diagnose() { "$ROOT/scripts/k8s-diagnose.sh" "$NS" "$RELEASE"; }
 
 if [ "${1:-}" = --diagnose ]; then
 	diagnose
