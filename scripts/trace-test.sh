@@ -73,7 +73,7 @@ step "sent POST /api/v1/auth/register in trace $TRACE_ID; asking Tempo"
 
 # Tempo answers 404 until the collector's batch has reached it.
 for _ in $(seq 1 60); do
-	code="$(curl -s -o "$TMP/trace.json" -w '%{http_code}' "$TEMPO/api/traces/$TRACE_ID")"
+	code="$(curl -s -H 'Accept: application/json' -o "$TMP/trace.json" -w '%{http_code}' "$TEMPO/api/traces/$TRACE_ID")"
 	[ "$code" = 200 ] && break
 	sleep 2
 done
