@@ -177,6 +177,7 @@ printf '%s\n' "$ADMIN_PASSWORD" |
 	fail "keel users create-admin in a pod"
 ADMIN_TOKEN="$(call POST /api/v1/auth/login 200 "" \
 	"{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | field access_token)"
+[ "$(call GET /api/v1/users/me 200 "$MEMBER_TOKEN" | field role)" = member ] || fail "the member is not a member"
 step "registered and logged in a member and an admin"
 # example-domain:begin (make remove-example deletes this block with the catalog and orders)
 PRODUCT_ID="$(call POST /api/v1/products 201 "$ADMIN_TOKEN" \
