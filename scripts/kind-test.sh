@@ -51,7 +51,7 @@ done
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/kind-test.XXXXXX")"
 PF_PID=""
 cleanup() {
-	[ -n "$PF_PID" ] && kill "$PF_PID" 2>/dev/null
+	if [ -n "$PF_PID" ]; then kill "$PF_PID" 2>/dev/null || true; fi
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -137,7 +137,7 @@ helm test "$RELEASE" -n "$NS" --logs --timeout 2m || fail "helm test"
 
 # The Service, as a client in the cluster sees it.
 start_port_forward() {
-	[ -n "$PF_PID" ] && kill "$PF_PID" 2>/dev/null
+	if [ -n "$PF_PID" ]; then kill "$PF_PID" 2>/dev/null || true; fi
 	local port
 	port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 	kubectl port-forward -n "$NS" "svc/$RELEASE" "$port:80" >"$TMP/port-forward.log" 2>&1 &
