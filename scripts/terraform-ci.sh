@@ -24,14 +24,20 @@ case "$ACTION" in plan | apply) ;; *) die "the action is plan or apply, not ${AC
 [ -n "${TF_BACKEND:-}" ] || die "TF_BACKEND (the backend.hcl of $ENVIRONMENT) is empty: set the repository variable (docs/ci-cd.md)"
 [ -n "${TF_VARS:-}" ] || die "TF_VARS (the terraform.tfvars of $ENVIRONMENT) is empty: set the repository variable (docs/ci-cd.md)"
 
+# On a workstation these files are the operator's own: never overwrite them outside CI.
+if [ -z "${CI:-}" ] && { [ -e "$DIR/backend.hcl" ] || [ -e "$DIR/terraform.tfvars" ]; }; then
+	die "infra/envs/$ENVIRONMENT already has backend.hcl or terraform.tfvars; this script is for CI (set CI=true to overwrite them)"
+fi
+WORK="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/terraform-ci.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
 printf '%s\n' "$TF_BACKEND" >"$DIR/backend.hcl"
 printf '%s\n' "$TF_VARS" >"$DIR/terraform.tfvars"
 export TF_IN_AUTOMATION=1 TF_INPUT=0
 
 terraform -chdir="$DIR" init -backend-config=backend.hcl -no-color >/dev/null
 rc=0
-terraform -chdir="$DIR" plan -lock-timeout=5m -no-color -detailed-exitcode -out=tfplan >"$DIR/plan.txt" 2>&1 || rc=$?
-cat "$DIR/plan.txt"
+terraform -chdir="$DIR" plan -lock-timeout=5m -no-color -detailed-exitcode -out="$WORK/tfplan" >"$WORK/plan.txt" 2>&1 || rc=$?
+cat "$WORK/plan.txt"
 case "$rc" in
 0) changes="no changes" ;;
 2) changes="changes" ;;
@@ -44,7 +50,7 @@ esac
 	echo
 	echo '```'
 	# The summary holds 1 MiB per step: keep the end, where the resource summary is.
-	tail -c 60000 "$DIR/plan.txt"
+	tail -c 60000 "$WORK/plan.txt"
 	echo '```'
 	echo '</details>'
 } >>"$SUMMARY"
@@ -55,6 +61,6 @@ if [ "$ACTION" = apply ]; then
 		echo "terraform-ci: $ENVIRONMENT has no changes to apply"
 		exit 0
 	fi
-	terraform -chdir="$DIR" apply -no-color -lock-timeout=5m tfplan
+	terraform -chdir="$DIR" apply -no-color -lock-timeout=5m "$WORK/tfplan"
 	echo "### terraform apply: $ENVIRONMENT applied" >>"$SUMMARY"
 fi
