@@ -14,6 +14,13 @@ VENV ?= .venv
 IMAGE ?= keel:local
 # Binaries that no package manager here installs (helm), kept outside the clone like the target dir.
 TOOLS_BIN ?= $(HOME)/.cache/keel/tools/bin
+# make deny: the checks that need no network (CI adds advisories, DENY_OFFLINE= lets cargo fetch).
+DENY_CHECKS ?= licenses bans sources
+DENY_OFFLINE ?= --offline
+# make migrations-lint: the files squawk reads (CI passes only those a pull request adds).
+MIGRATIONS ?= app/migrations/*.sql
+# make coverage: where lcov.info and html/ go.
+COVERAGE_DIR ?= $(CARGO_TARGET_DIR)/coverage
 # Port of the long-lived development database of `make db-up`.
 PG_PORT ?= 5432
 # The compose command: the plugin where Docker has it, else the standalone docker-compose.
@@ -29,7 +36,7 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha256sum tools/requirements.txt | cut
 .PHONY: help run seed test lint fmt openapi db-up db-down pg-image tools \
 	build unit-test integration-test contract-test docs-browser-test sqlx-check sqlx-prepare spec-check infra-check \
 	image image-test dockerfile-lint helm-check helm-golden remove-example remove-example-test scripts-test \
-	obs-up obs-down obs-check bench bench-quick
+	obs-up obs-down obs-check bench bench-quick deny workflows-check migrations-lint coverage
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,10 +47,12 @@ run: build ## Serve on http://127.0.0.1:8080 (docs at /docs), demo data loaded, 
 seed: build ## Load every feature's demo data into APP__DATABASE__URL (default: the make db-up database)
 	$(KEEL) seed
 
-test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, Swagger UI in a browser, image, chart, observability, infrastructure, remove-example
+test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx data, contract fuzzing, Swagger UI in a browser, image, chart, observability, infrastructure, workflows, migrations, remove-example
 	$(MAKE) build
 	$(MAKE) unit-test
 	$(MAKE) scripts-test
+	$(MAKE) workflows-check
+	$(MAKE) migrations-lint
 	$(MAKE) integration-test
 	$(MAKE) spec-check
 	$(MAKE) sqlx-check
@@ -55,11 +64,46 @@ test: ## Everything: unit, integration (real PostgreSQL), OpenAPI spec, sqlx dat
 	$(MAKE) infra-check
 	$(MAKE) remove-example-test
 
-lint: ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint + checkov on the Dockerfile
+lint: ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint + checkov on the Dockerfile, cargo-deny
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	shellcheck -x scripts/*.sh scripts/lib/*.sh docker/postgres/*.sh infra/check.sh helm/check.sh observability/check.sh .ci/run
 	$(MAKE) dockerfile-lint
+	$(MAKE) deny
+
+# The metadata of the platform that ships (deny.toml [graph]): cargo metadata of every platform
+# would need crates no Linux build downloads, so it could not run offline.
+deny: ## cargo-deny (deny.toml): licenses, bans and sources of the dependency graph, offline; CI adds advisories
+	@command -v cargo-deny >/dev/null || { echo "deny: cargo install --locked cargo-deny --version 0.20.2 (.ci/run does)" >&2; exit 1; }
+	mkdir -p $(CARGO_TARGET_DIR)
+	cargo metadata --locked $(DENY_OFFLINE) --format-version 1 --filter-platform x86_64-unknown-linux-gnu \
+	  >$(CARGO_TARGET_DIR)/deny-metadata.json
+	cargo deny --metadata-path $(CARGO_TARGET_DIR)/deny-metadata.json check --hide-inclusion-graph $(DENY_CHECKS)
+
+workflows-check: tools ## .github/: SHA pins, version comments and make targets (tools/check_workflows.py, self-tested), actionlint + shellcheck, zizmor, checkov
+	$(VENV)/bin/python tools/check_workflows.py --self-test
+	$(VENV)/bin/python tools/check_workflows.py --checkov $(VENV)/bin/checkov
+	PATH="$(VENV)/bin:$$PATH" actionlint
+	$(VENV)/bin/zizmor --offline --min-severity medium .github
+
+migrations-lint: tools ## squawk on app/migrations (MIGRATIONS=files for some); rules and their reasons in .squawk.toml
+	$(VENV)/bin/squawk --config .squawk.toml $(MIGRATIONS)
+
+# Instrumented in a target dir of its own, so the normal build stays; the integration tests
+# spawn that instrumented keel (KEEL_BIN), so the server's code counts too.
+coverage: ## Line coverage of the unit and integration tests (cargo-llvm-cov): COVERAGE_DIR/lcov.info and html/
+	export CARGO_TARGET_DIR="$(CARGO_TARGET_DIR)/coverage-build"; \
+	eval "$$(cargo llvm-cov show-env --sh)"; \
+	export KEEL_BIN="$$CARGO_TARGET_DIR/debug/keel"; \
+	cargo llvm-cov clean --workspace; \
+	$(CARGO_BUILD); \
+	if [[ -z "$${APP_TEST_DATABASE_URL:-}" ]]; then \
+	  APP_TEST_PG_IMAGE="$$(scripts/pg-image.sh)"; export APP_TEST_PG_IMAGE; fi; \
+	cargo nextest run --workspace --locked; \
+	mkdir -p $(COVERAGE_DIR); \
+	cargo llvm-cov report --lcov --output-path $(COVERAGE_DIR)/lcov.info; \
+	cargo llvm-cov report --html --output-dir $(COVERAGE_DIR); \
+	cargo llvm-cov report --summary-only
 
 dockerfile-lint: tools ## hadolint and checkov (dockerfile) on the production Dockerfile
 	$(VENV)/bin/hadolint Dockerfile

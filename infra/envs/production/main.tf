@@ -32,6 +32,10 @@ module "stack" {
   # A production plan runs only in this GitHub environment, after its required reviewers approve
   # (infra/README.md, "The plan role"); the plan role trusts no bare pull request here.
   github_plan_environments = ["production-plan"]
+  # release.yml pushes and signs a tag's image in this environment (a tag rule, no reviewers),
+  # with a role that can push to ECR and nothing else; deploying it still needs the
+  # production environment's reviewers (docs/ci-cd.md).
+  github_release_environments = ["release"]
 
   aws_region                     = var.aws_region
   availability_zones             = var.availability_zones
@@ -41,6 +45,7 @@ module "stack" {
   github_trust_name_subjects     = var.github_trust_name_subjects
   github_deploy_environments     = var.github_deploy_environments
   github_deploy_branches         = var.github_deploy_branches
+  github_apply_environments      = var.github_apply_environments
   create_github_oidc_provider    = var.create_github_oidc_provider
   github_oidc_provider_arn       = var.github_oidc_provider_arn
   state_bucket_name              = var.state_bucket_name

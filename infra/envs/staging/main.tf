@@ -38,6 +38,7 @@ module "stack" {
   github_trust_name_subjects     = var.github_trust_name_subjects
   github_deploy_environments     = var.github_deploy_environments
   github_deploy_branches         = var.github_deploy_branches
+  github_apply_environments      = var.github_apply_environments
   create_github_oidc_provider    = var.create_github_oidc_provider
   github_oidc_provider_arn       = var.github_oidc_provider_arn
   state_bucket_name              = var.state_bucket_name

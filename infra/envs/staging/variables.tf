@@ -28,6 +28,11 @@ variable "github_deploy_environments" {
   default = null
 }
 
+variable "github_apply_environments" {
+  type    = list(string)
+  default = null
+}
+
 variable "github_deploy_branches" {
   type    = list(string)
   default = null

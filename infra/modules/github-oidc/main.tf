@@ -39,6 +39,40 @@ locals {
 
   deploy_subjects = tolist(flatten([for r in local.subject_repos : [for c in local.deploy_contexts : "repo:${r}:${c}"]]))
   plan_subjects   = tolist(flatten([for r in local.subject_repos : [for c in local.plan_contexts : "repo:${r}:${c}"]]))
+  # The apply and release roles trust jobs of their GitHub environments only: never a branch or a
+  # pull request, so each job waits for that environment's protection rules.
+  apply_subjects   = tolist(flatten([for r in local.subject_repos : [for e in var.apply_environments : "repo:${r}:environment:${e}"]]))
+  release_subjects = tolist(flatten([for r in local.subject_repos : [for e in var.release_environments : "repo:${r}:environment:${e}"]]))
+
+  ecr_push_statements = concat([
+    {
+      Sid      = "EcrLogin"
+      Effect   = "Allow"
+      Action   = ["ecr:GetAuthorizationToken"]
+      Resource = "*"
+    },
+    {
+      Sid    = "EcrPush"
+      Effect = "Allow"
+      Action = [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:CompleteLayerUpload",
+        "ecr:DescribeImages",
+        "ecr:DescribeImageScanFindings",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:InitiateLayerUpload",
+        "ecr:PutImage",
+        "ecr:UploadLayerPart",
+      ]
+      Resource = var.ecr_repository_arn
+    },
+    ], var.ecr_kms_key_arn == null ? [] : [{
+      Sid      = "EcrKms"
+      Effect   = "Allow"
+      Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      Resource = var.ecr_kms_key_arn
+  }])
 
   # Partition, region, account and cluster name of the environment, from the EKS cluster ARN
   # (arn:PARTITION:eks:REGION:ACCOUNT:cluster/NAME): the plan role's reads are scoped to them.
@@ -219,41 +253,14 @@ resource "aws_iam_role_policy" "deploy" {
   role = aws_iam_role.deploy.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = concat([
-      {
-        Sid      = "EcrLogin"
-        Effect   = "Allow"
-        Action   = ["ecr:GetAuthorizationToken"]
-        Resource = "*"
-      },
-      {
-        Sid    = "EcrPush"
-        Effect = "Allow"
-        Action = [
-          "ecr:BatchCheckLayerAvailability",
-          "ecr:BatchGetImage",
-          "ecr:CompleteLayerUpload",
-          "ecr:DescribeImages",
-          "ecr:DescribeImageScanFindings",
-          "ecr:GetDownloadUrlForLayer",
-          "ecr:InitiateLayerUpload",
-          "ecr:PutImage",
-          "ecr:UploadLayerPart",
-        ]
-        Resource = var.ecr_repository_arn
-      },
+    Statement = concat(local.ecr_push_statements, [
       {
         Sid      = "EksDescribe"
         Effect   = "Allow"
         Action   = ["eks:DescribeCluster"]
         Resource = var.eks_cluster_arn
       },
-      ], var.ecr_kms_key_arn == null ? [] : [{
-        Sid      = "EcrKms"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = var.ecr_kms_key_arn
-    }])
+    ])
   })
 }
 
@@ -345,4 +352,79 @@ resource "aws_iam_role_policies_exclusive" "plan" {
 resource "aws_iam_role_policy_attachments_exclusive" "plan" {
   role_name   = aws_iam_role.plan.name
   policy_arns = []
+}
+
+# The release workflow (release.yml, tags v*) pushes and signs the image in a GitHub environment
+# of its own, with no reviewers but a tag rule, before anyone approves a deploy. It gets ECR push
+# and nothing else: no EKS access entry names it, so a tag can publish an image but never
+# deploy one; deploys stay with the deploy role behind the production environment's reviewers.
+resource "aws_iam_role" "release" {
+  count = length(var.release_environments) > 0 ? 1 : 0
+
+  name                 = "${var.name}-github-release"
+  description          = "GitHub Actions release on ${var.github_repository}: push the image to ECR, nothing else"
+  max_session_duration = 3600
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRoleWithWebIdentity"
+      Principal = { Federated = local.oidc_provider_arn }
+      Condition = {
+        StringEquals = {
+          "${local.oidc_host}:aud" = "sts.amazonaws.com"
+          "${local.oidc_host}:sub" = local.release_subjects
+        }
+      }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "release" {
+  count = length(aws_iam_role.release)
+
+  name = "ecr-push"
+  role = aws_iam_role.release[0].id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = local.ecr_push_statements
+  })
+}
+
+# `terraform apply` from infra.yml on main. Applying this root creates VPCs, clusters, databases,
+# KMS keys and IAM roles (this one among them), so whatever can apply can grant itself anything
+# in the account: the role is an administrator by necessity (apply_policy_arns), and the
+# protection is who may assume it. It trusts only jobs of the apply environments, which GitHub
+# enters after the environment's required reviewers approve and only from the branches its
+# deployment rule allows (docs/ci-cd.md): never a pull request, a branch or a tag by itself.
+resource "aws_iam_role" "apply" {
+  count = length(var.apply_environments) > 0 ? 1 : 0
+
+  name                 = "${var.name}-github-apply"
+  description          = "GitHub Actions terraform apply on ${var.github_repository}, from its protected apply environment only"
+  max_session_duration = 3600
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRoleWithWebIdentity"
+      Principal = { Federated = local.oidc_provider_arn }
+      Condition = {
+        StringEquals = {
+          "${local.oidc_host}:aud" = "sts.amazonaws.com"
+          "${local.oidc_host}:sub" = local.apply_subjects
+        }
+      }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "apply" {
+  #checkov:skip=CKV_AWS_274:The apply role creates IAM roles and KMS key policies, so any policy that can apply this root can escalate to administrator; the gate is its trust policy (a reviewed environment only)
+  for_each = length(var.apply_environments) > 0 ? toset(var.apply_policy_arns) : toset([])
+
+  role       = aws_iam_role.apply[0].name
+  policy_arn = each.value
 }

@@ -47,3 +47,43 @@ output "plan_trust_policy" {
   description = "Trust policy JSON of the plan role (for tests and reviews)."
   value       = aws_iam_role.plan.assume_role_policy
 }
+
+output "release_role_arn" {
+  description = "Role release.yml assumes to push the image to ECR (only that); null without release_environments."
+  value       = one(aws_iam_role.release[*].arn)
+}
+
+output "release_subjects" {
+  description = "OIDC sub claims trusted by the release role: its environments in the name form, then (with the repository ids) the immutable form."
+  value       = local.release_subjects
+}
+
+output "release_policy" {
+  description = "Inline policy JSON of the release role (for tests and reviews); null without one."
+  value       = one(aws_iam_role_policy.release[*].policy)
+}
+
+output "apply_role_arn" {
+  description = "Role infra.yml assumes for terraform apply, from the apply environments only; null without apply_environments."
+  value       = one(aws_iam_role.apply[*].arn)
+}
+
+output "apply_environments" {
+  description = "GitHub environments the apply role trusts (create each with required reviewers and a deployment rule for main); empty: no apply role."
+  value       = var.apply_environments
+}
+
+output "apply_subjects" {
+  description = "OIDC sub claims trusted by the apply role: its environments in the name form, then (with the repository ids) the immutable form."
+  value       = local.apply_subjects
+}
+
+output "apply_trust_policy" {
+  description = "Trust policy JSON of the apply role (for tests and reviews); null without one."
+  value       = one(aws_iam_role.apply[*].assume_role_policy)
+}
+
+output "release_trust_policy" {
+  description = "Trust policy JSON of the release role (for tests and reviews); null without one."
+  value       = one(aws_iam_role.release[*].assume_role_policy)
+}

@@ -97,6 +97,50 @@ variable "plan_environments" {
   }
 }
 
+variable "release_environments" {
+  description = "GitHub environments whose jobs may assume the release role, which may only push to the ECR repository (release.yml: build, push, sign on a tag). Empty: no release role."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for e in var.release_environments : can(regex("^[A-Za-z0-9._-]+$", e))])
+    error_message = "Release environment names must be non-empty and may not contain wildcards (*) or separators."
+  }
+  validation {
+    condition     = length(setintersection(var.release_environments, concat(var.deploy_environments, var.plan_environments))) == 0
+    error_message = "A release environment must not be a deploy or plan environment: each role gets its own environment."
+  }
+}
+
+variable "apply_environments" {
+  description = "GitHub environments whose jobs may assume the apply role (terraform apply, administrator): give each required reviewers and a deployment rule for main only. Empty: no apply role."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for e in var.apply_environments : can(regex("^[A-Za-z0-9._-]+$", e))])
+    error_message = "Apply environment names must be non-empty and may not contain wildcards (*) or separators."
+  }
+  validation {
+    condition     = length(setintersection(var.apply_environments, concat(var.deploy_environments, var.plan_environments, var.release_environments))) == 0
+    error_message = "An apply environment must not be a deploy, plan or release environment: applying gets its own environment and reviewers."
+  }
+}
+
+variable "apply_policy_arns" {
+  description = "Managed policies of the apply role. Applying Keel's roots creates IAM roles and policies, so a narrower policy would only delay an escalation, not prevent it; AdministratorAccess is honest about that."
+  type        = list(string)
+  default     = ["arn:aws:iam::aws:policy/AdministratorAccess"]
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for a in var.apply_policy_arns : can(regex("^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/", a))])
+    error_message = "apply_policy_arns must be IAM managed policy ARNs."
+  }
+}
+
 variable "create_oidc_provider" {
   description = "Create the account's GitHub OIDC provider. Set false and pass oidc_provider_arn when another root already created it."
   type        = bool

@@ -66,6 +66,8 @@ module "github_oidc" {
   deploy_environments        = var.github_deploy_environments != null ? var.github_deploy_environments : [var.environment]
   deploy_branches            = var.github_deploy_branches
   plan_environments          = var.github_plan_environments
+  apply_environments         = var.github_apply_environments != null ? var.github_apply_environments : ["${var.environment}-infra"]
+  release_environments       = var.github_release_environments
   create_oidc_provider       = var.create_github_oidc_provider
   oidc_provider_arn          = var.github_oidc_provider_arn
   ecr_repository_arn         = module.ecr.repository_arn

@@ -23,6 +23,26 @@ output "plan_role_arn" {
   value       = module.github_oidc.plan_role_arn
 }
 
+output "apply_role_arn" {
+  description = "Role for terraform apply (infra.yml on main), assumable only from the apply environments; null without them."
+  value       = module.github_oidc.apply_role_arn
+}
+
+output "github_apply_environments" {
+  description = "GitHub environments the apply role trusts: create each with required reviewers and a deployment rule for main, and run the apply job in it."
+  value       = module.github_oidc.apply_environments
+}
+
+output "release_role_arn" {
+  description = "Role for release.yml: push the image to this environment's ECR repository, nothing else; null without release environments."
+  value       = module.github_oidc.release_role_arn
+}
+
+output "github_release_environments" {
+  description = "GitHub environments the release role trusts (a tag rule v*, no reviewers: publishing an image deploys nothing)."
+  value       = var.github_release_environments
+}
+
 output "github_plan_environments" {
   description = "GitHub environments the plan role trusts: create each with required reviewers, and run the plan job in it. Empty: the role trusts pull requests."
   value       = module.github_oidc.plan_environments
@@ -84,5 +104,7 @@ output "environment_settings" {
     ecr_force_delete       = module.ecr.security_posture.force_delete
     deploy_trust_policy    = module.github_oidc.deploy_trust_policy
     plan_trust_policy      = module.github_oidc.plan_trust_policy
+    apply_trust_policy     = module.github_oidc.apply_trust_policy
+    release_trust_policy   = module.github_oidc.release_trust_policy
   }
 }

@@ -136,6 +136,19 @@ variable "github_plan_environments" {
   nullable    = false
 }
 
+variable "github_apply_environments" {
+  description = "GitHub environments whose jobs may assume the apply role (infra.yml's terraform apply on main). null: [\"<environment>-infra\"]; []: no apply role. Give each required reviewers and a deployment rule for main only."
+  type        = list(string)
+  default     = null
+}
+
+variable "github_release_environments" {
+  description = "GitHub environments whose jobs may assume the release role, which may only push to this environment's ECR repository (release.yml). []: no release role. Production sets [\"release\"] (envs/production/main.tf)."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
 variable "create_github_oidc_provider" {
   description = "Create the account's GitHub OIDC provider here (false when another environment in the same account owns it)."
   type        = bool

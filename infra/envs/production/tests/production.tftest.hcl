@@ -60,13 +60,25 @@ run "production_is_zonal_and_protected" {
     condition     = output.github_plan_environments == tolist(["production-plan"])
     error_message = "The GitHub environment to create for production plans is an output."
   }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.apply_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-infra"]
+    error_message = "The apply role trusts only the production-infra environment (infra.yml's apply job, after its reviewers)."
+  }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.release_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:release"]
+    error_message = "The release role trusts only the release environment (release.yml on a tag)."
+  }
+  assert {
+    condition     = output.github_apply_environments == tolist(["production-infra"]) && output.github_release_environments == tolist(["release"])
+    error_message = "The GitHub environments to create for apply and release are outputs."
+  }
 }
 
 run "outputs_for_the_deploy_workflow" {
   command = plan
 
   assert {
-    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.github_plan_environments, output.db_endpoint, output.db_name, output.db_secret_arn, output.db_app_secret_arn, output.db_app_username, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
+    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.github_plan_environments, output.apply_role_arn, output.release_role_arn, output.db_endpoint, output.db_name, output.db_secret_arn, output.db_app_secret_arn, output.db_app_username, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
     error_message = "Every output infra/README.md names must be set."
   }
 }
@@ -87,5 +99,13 @@ run "immutable_subjects" {
   assert {
     condition     = jsondecode(module.stack.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-plan", "repo:acme@1234567/keel@890123456:environment:production-plan"]
     error_message = "The plan role trusts environment:production-plan in both subject forms, nothing else."
+  }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.apply_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-infra", "repo:acme@1234567/keel@890123456:environment:production-infra"]
+    error_message = "The apply role trusts environment:production-infra in both subject forms, nothing else."
+  }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.release_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:release", "repo:acme@1234567/keel@890123456:environment:release"]
+    error_message = "The release role trusts environment:release in both subject forms, nothing else."
   }
 }

@@ -52,13 +52,21 @@ run "staging_is_small_and_disposable" {
     condition     = jsondecode(module.stack.environment_settings.plan_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:pull_request"] && length(output.github_plan_environments) == 0
     error_message = "Staging plans run on pull requests without an approval gate."
   }
+  assert {
+    condition     = jsondecode(module.stack.environment_settings.apply_trust_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:staging-infra"] && output.github_apply_environments == tolist(["staging-infra"])
+    error_message = "The apply role trusts only the staging-infra environment, which is an output."
+  }
+  assert {
+    condition     = output.release_role_arn == null && module.stack.environment_settings.release_trust_policy == null && length(output.github_release_environments) == 0
+    error_message = "Staging has no release role: its images are pushed by the deploy job (environment staging)."
+  }
 }
 
 run "outputs_for_the_deploy_workflow" {
   command = plan
 
   assert {
-    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.github_plan_environments, output.db_endpoint, output.db_name, output.db_secret_arn, output.db_app_secret_arn, output.db_app_username, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
+    condition     = alltrue([for v in [output.aws_region, output.cluster_name, output.ecr_repository_url, output.deploy_role_arn, output.plan_role_arn, output.github_plan_environments, output.apply_role_arn, output.db_endpoint, output.db_name, output.db_secret_arn, output.db_app_secret_arn, output.db_app_username, output.service_role_arn, output.service_account, output.nat_gateway_count] : v != null])
     error_message = "Every output infra/README.md names must be set."
   }
 }

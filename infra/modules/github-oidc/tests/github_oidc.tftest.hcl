@@ -596,3 +596,198 @@ run "rejects_no_name_subjects_without_ids" {
 
   expect_failures = [var.trust_name_subjects]
 }
+
+# --- release role: ECR push only, from its own environment ----------------------------------
+
+run "no_release_or_apply_role_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_iam_role.release) == 0 && length(aws_iam_role.apply) == 0 && length(aws_iam_role_policy_attachment.apply) == 0
+    error_message = "Without release_environments / apply_environments the module creates neither role."
+  }
+  assert {
+    condition     = output.release_role_arn == null && output.apply_role_arn == null
+    error_message = "The outputs are null without the roles."
+  }
+}
+
+run "release_role_trusts_only_its_environment_in_both_forms" {
+  command = plan
+
+  variables {
+    release_environments       = ["release"]
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.release[0].assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:release", "repo:acme@1234567/keel@890123456:environment:release"]
+    error_message = "The release role trusts exactly the release environment, in the name and the immutable form."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role.release[0].assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com" && !can(jsondecode(aws_iam_role.release[0].assume_role_policy).Statement[0].Condition.StringLike)
+    error_message = "Release trust: audience pinned, no StringLike (wildcard) conditions."
+  }
+  assert {
+    condition     = output.release_subjects == tolist(["repo:acme/keel:environment:release", "repo:acme@1234567/keel@890123456:environment:release"])
+    error_message = "release_subjects lists what the trust policy trusts."
+  }
+  assert {
+    condition     = !contains(jsondecode(aws_iam_role.deploy.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"], "repo:acme/keel:environment:release")
+    error_message = "The release environment must not get the deploy role."
+  }
+}
+
+run "release_role_pushes_and_does_nothing_else" {
+  command = plan
+
+  variables {
+    release_environments = ["release"]
+  }
+
+  assert {
+    condition     = sort(flatten([for s in jsondecode(aws_iam_role_policy.release[0].policy).Statement : s.Action])) == sort(["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:CompleteLayerUpload", "ecr:DescribeImages", "ecr:DescribeImageScanFindings", "ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:PutImage", "ecr:UploadLayerPart", "kms:Decrypt", "kms:GenerateDataKey"])
+    error_message = "The release role may log in to ECR, push to it and use its KMS key: no EKS, nothing else."
+  }
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_iam_role_policy.release[0].policy).Statement : s.Resource != "*" || s.Action == ["ecr:GetAuthorizationToken"]])
+    error_message = "Only ecr:GetAuthorizationToken may use Resource \"*\"."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.release[0].policy).Statement : s.Resource if s.Sid == "EcrPush"]) == "arn:aws:ecr:eu-west-1:123456789012:repository/keel"
+    error_message = "The release role pushes to the service repository only."
+  }
+}
+
+run "rejects_release_environment_that_deploys" {
+  command = plan
+
+  variables {
+    release_environments = ["production"]
+  }
+
+  expect_failures = [var.release_environments]
+}
+
+run "rejects_wildcard_release_environment" {
+  command = plan
+
+  variables {
+    release_environments = ["rel*"]
+  }
+
+  expect_failures = [var.release_environments]
+}
+
+# --- apply role: administrator, from a reviewed environment only ----------------------------
+
+run "apply_role_trusts_only_its_environment_in_both_forms" {
+  command = plan
+
+  variables {
+    apply_environments         = ["production-infra"]
+    github_repository_owner_id = "1234567"
+    github_repository_id       = "890123456"
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.apply[0].assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == ["repo:acme/keel:environment:production-infra", "repo:acme@1234567/keel@890123456:environment:production-infra"]
+    error_message = "The apply role trusts exactly the apply environment, in the name and the immutable form."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role.apply[0].assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com" && !can(jsondecode(aws_iam_role.apply[0].assume_role_policy).Statement[0].Condition.StringLike)
+    error_message = "Apply trust: audience pinned, no StringLike (wildcard) conditions."
+  }
+  assert {
+    condition     = length(jsondecode(aws_iam_role.apply[0].assume_role_policy).Statement) == 1 && jsondecode(aws_iam_role.apply[0].assume_role_policy).Statement[0].Principal.Federated == "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    error_message = "Only the GitHub OIDC provider may assume the apply role."
+  }
+  assert {
+    condition     = output.apply_subjects == tolist(["repo:acme/keel:environment:production-infra", "repo:acme@1234567/keel@890123456:environment:production-infra"])
+    error_message = "apply_subjects lists what the trust policy trusts."
+  }
+}
+
+run "apply_role_never_trusts_pull_requests_branches_or_tags" {
+  command = plan
+
+  variables {
+    apply_environments = ["production-infra"]
+    deploy_branches    = ["main"]
+  }
+
+  assert {
+    condition     = alltrue([for s in jsondecode(aws_iam_role.apply[0].assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] : strcontains(s, ":environment:") && !strcontains(s, "pull_request") && !strcontains(s, ":ref:")])
+    error_message = "The apply role trusts environment subjects only: no pull_request, branch or tag subject."
+  }
+}
+
+run "apply_role_policies" {
+  command = plan
+
+  variables {
+    apply_environments = ["production-infra"]
+  }
+
+  assert {
+    condition     = [for a in aws_iam_role_policy_attachment.apply : a.policy_arn] == ["arn:aws:iam::aws:policy/AdministratorAccess"]
+    error_message = "By default the apply role has AdministratorAccess and nothing else."
+  }
+}
+
+run "apply_role_custom_policies" {
+  command = plan
+
+  variables {
+    apply_environments = ["production-infra"]
+    apply_policy_arns  = ["arn:aws:iam::123456789012:policy/keel-apply"]
+  }
+
+  assert {
+    condition     = [for a in aws_iam_role_policy_attachment.apply : a.policy_arn] == ["arn:aws:iam::123456789012:policy/keel-apply"]
+    error_message = "apply_policy_arns replaces the default."
+  }
+}
+
+run "rejects_apply_environment_that_plans" {
+  command = plan
+
+  variables {
+    plan_environments  = ["production-plan"]
+    apply_environments = ["production-plan"]
+  }
+
+  expect_failures = [var.apply_environments]
+}
+
+run "rejects_apply_environment_that_deploys" {
+  command = plan
+
+  variables {
+    apply_environments = ["production"]
+  }
+
+  expect_failures = [var.apply_environments]
+}
+
+run "rejects_wildcard_apply_environment" {
+  command = plan
+
+  variables {
+    apply_environments = ["*"]
+  }
+
+  expect_failures = [var.apply_environments]
+}
+
+run "rejects_apply_policy_that_is_not_an_arn" {
+  command = plan
+
+  variables {
+    apply_environments = ["production-infra"]
+    apply_policy_arns  = ["AdministratorAccess"]
+  }
+
+  expect_failures = [var.apply_policy_arns]
+}
