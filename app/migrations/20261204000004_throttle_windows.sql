@@ -15,4 +15,5 @@ CREATE TABLE throttle_windows (
 INSERT INTO throttle_windows (scope, key, attempts, window_started_at)
 SELECT 'login:account', account, failures, window_started_at FROM login_failures;
 
-DROP TABLE login_failures;
+-- login_failures stays for now: replicas of the previous release keep using it until the rollout
+-- replaces them (expand, then contract). A later release's migration drops it.
