@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -92,6 +93,15 @@ class Options:
             raise BenchError(f"BENCH_PRODUCTS={sizes!r}: expected catalog sizes") from None
         if self.products[0] < HOT_PRODUCTS:
             raise BenchError(f"BENCH_PRODUCTS: at least {HOT_PRODUCTS} products")
+        # A peer service measured side by side with GET /users/me (issue 15 compares with
+        # realworld-axum-sqlx's GET /api/user): started by hand beforehand, never by this tool.
+        self.peer_url = os.environ.get("BENCH_PEER_URL", "")
+        self.peer_name = os.environ.get("BENCH_PEER_NAME", "peer")
+        self.peer_pid = env_int("BENCH_PEER_PID", 0) or None
+        header = os.environ.get("BENCH_PEER_HEADER", "")
+        if header and ":" not in header:
+            raise BenchError(f"BENCH_PEER_HEADER={header!r}: expected 'Name: value'")
+        self.peer_headers = dict([tuple(part.strip() for part in header.split(":", 1))]) if header else {}
         self.criterion_dir = Path(os.environ.get("BENCH_CRITERION_DIR", ""))
         self.results_dir = ROOT / "bench" / "results"
         self.docs = ROOT / "docs" / "benchmarks.md"
@@ -694,14 +704,17 @@ class Load:
         }
 
     def measure(self, name: str, label: str, method: str, path: str, connections: int, script: Path,
-                headers: dict[str, str] | None = None, probe: bool = False, products: int | None = None) -> dict:
-        """Warm up, then one measured wrk run with the server's and database's CPU around it."""
+                headers: dict[str, str] | None = None, probe: bool = False, products: int | None = None,
+                url: str | None = None, pid: int | None = None, peer: bool = False) -> dict:
+        """Warm up, then one measured wrk run with the server's and database's CPU around it.
+        A peer (`url`, `pid`) is measured the same way, minus Keel's own log."""
         headers = headers or {}
-        url = f"{self.keel.base}{path}"
+        url = url or f"{self.keel.base}{path}"
+        pid = pid if peer else self.keel.pid
         log(f"{label} at {connections} connections: {self.options.warmup} s warm-up, {self.options.duration} s measured")
         self.wrk_result(self.wrk(url, connections, self.options.warmup, script, headers))
 
-        meter = CpuMeter(self.postgres, self.keel.pid)
+        meter = CpuMeter(self.postgres, pid)
         log_offset = self.keel.log_size()
         meter.start()
         process = self.wrk(url, connections, self.options.duration, script, headers)
@@ -712,7 +725,7 @@ class Load:
         result = self.wrk_result(process)
         probe_result = self.wrk_result(probe_process) if probe_process is not None else None
         cpu = meter.stop()
-        memory = process_memory_kib(self.keel.pid)
+        memory = process_memory_kib(pid) if pid else {}
 
         result.update(
             {
@@ -724,6 +737,7 @@ class Load:
                 "threads": min(self.options.threads, connections),
                 "duration_s": self.options.duration,
                 "products": products or self.options.products[0],
+                "peer": peer,
                 "server": {
                     "cpu_cores": cpu["cores"]["server"],
                     "cpu_us_per_request": round(cpu["server_s"] / result["requests"] * 1e6, 1) if result["requests"] else None,
@@ -735,7 +749,7 @@ class Load:
         )
         if probe_result is not None:
             result["health_live_probe"] = {"req_per_s": probe_result["req_per_s"], "latency_ms": probe_result["latency_ms"]}
-        if result["errors"]["non_2xx_3xx"]:
+        if result["errors"]["non_2xx_3xx"] and not peer:
             result["error_statuses"] = self.keel.error_statuses(log_offset)
         problems = result["errors"]
         if problems["non_2xx_3xx"] or problems["socket"]:
@@ -797,6 +811,10 @@ class Load:
             token = self.keel.login(member)
             runs.append(self.measure("users_me", "GET /users/me", "GET", "/api/v1/users/me", connections, self.live_script,
                                      headers={"Authorization": f"Bearer {token}"}))
+            if o.peer_url:
+                path = urllib.parse.urlsplit(o.peer_url).path
+                runs.append(self.measure("peer_read", f"{o.peer_name}: GET {path}", "GET", path, connections, self.live_script,
+                                         headers=o.peer_headers, url=o.peer_url, pid=o.peer_pid, peer=True))
         token = self.keel.login(member)
         runs.append(self.measure("orders_create", "POST /orders", "POST", "/api/v1/orders", o.connections, self.order_script,
                                  headers={"Authorization": f"Bearer {token}"}))
@@ -1000,6 +1018,64 @@ def chart_svg(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def target_lines(result: dict) -> list[str]:
+    """Issue 15's targets, each met or not, from this run's figures alone."""
+    runs = result["runs"]
+
+    def run_of(name: str, connections: int | None = None, products: int | None = None) -> dict | None:
+        return next((r for r in runs if r["name"] == name
+                     and (connections is None or r["connections"] == connections)
+                     and (products is None or r["products"] == products)), None)
+
+    def verdict(ok: bool | None) -> str:
+        return "—" if ok is None else ("met" if ok else "**not met**")
+
+    rows = []
+    conns = sorted({r["connections"] for r in runs if r["name"] == "users_me"})
+    for c in conns:
+        me, peer = run_of("users_me", c), run_of("peer_read", c)
+        ceiling = next((p for p in result["pgbench"] if p["name"] == "select_only" and p["clients"] == c), None)
+        if peer:
+            ratio = me["req_per_s"] / peer["req_per_s"]
+            rows.append((f"`GET /users/me` ≥ 2× {peer['label'].split(':')[0]} at {c} connections",
+                         f"{me['req_per_s']:,.0f} vs {peer['req_per_s']:,.0f} req/s: {ratio:.2f}×", verdict(ratio >= 2)))
+        if ceiling:
+            share = me["req_per_s"] / ceiling["tps"]
+            rows.append((f"`GET /users/me` toward 50 % of `pgbench -S` at {c} connections",
+                         f"{me['req_per_s']:,.0f} vs {ceiling['tps']:,.0f}: {share:.0%}", verdict(share >= 0.5)))
+    reads = [r for r in runs if r["connections"] == max(conns, default=0) and r["method"] == "GET" and not r["peer"]]
+    if reads:
+        worst = max(reads, key=lambda r: r["latency_ms"]["p99"] or 0)
+        rows.append((f"p99 under 10 ms for reads at {worst['connections']} connections",
+                     f"worst {worst['label']} ({worst['products']:,} products): {fmt_ms(worst['latency_ms']['p99'])} ms",
+                     verdict((worst["latency_ms"]["p99"] or 0) < 10)))
+    s = result["server"]
+    rows.append(("idle RSS under 25 MiB", f"{s['idle_rss_mib']} MiB", verdict(s["idle_rss_mib"] < 25)))
+    rows.append(("start to ready under 100 ms", f"{s['start_to_ready_ms']} ms", verdict(s["start_to_ready_ms"] < 100)))
+    sizes = result["catalog_sizes"]
+    if len(sizes) > 1:
+        for name, label in (("products_list", "list"), ("products_search", "broad search")):
+            small, large = run_of(name, conns[0] if conns else None, sizes[0]), run_of(name, conns[0] if conns else None, sizes[-1])
+            if small and large and small["latency_ms"]["p50"] and large["latency_ms"]["p50"]:
+                growth = large["latency_ms"]["p50"] / small["latency_ms"]["p50"]
+                rows.append((f"{label} p50 grows at most 1.5× from {sizes[0]:,} to {sizes[-1]:,} products",
+                             f"{fmt_ms(small['latency_ms']['p50'])} → {fmt_ms(large['latency_ms']['p50'])} ms: {growth:.2f}×",
+                             verdict(growth <= 1.5)))
+    login = run_of("auth_login")
+    raw = next((b for b in result["micro"] if b["group"] == "password" and "_all_" in (b["function"] or "")), None)
+    if login and raw:
+        share = login["req_per_s"] / raw["per_second"]
+        rows.append(("logins ≥ 90 % of the raw argon2id rate on all cores",
+                     f"{login['req_per_s']:,.1f}/s vs {raw['per_second']:,.1f}/s: {share:.0%}", verdict(share >= 0.9)))
+    if login and "health_live_probe" in login:
+        p99 = login["health_live_probe"]["latency_ms"]["p99"]
+        rows.append(("`/health/live` p99 under 10 ms during the login flood", f"{fmt_ms(p99)} ms", verdict((p99 or 0) < 10)))
+    if not rows:
+        return []
+    return ["## Targets", "", "Issue 15's targets against this run's own figures (the production configuration).", "",
+            "| target | this run | |", "| --- | --- | --- |", *(f"| {a} | {b} | {c} |" for a, b, c in rows), ""]
+
+
 def markdown(result: dict, json_name: str) -> str:
     m = result["machine"]
     load = result["load_average"]
@@ -1041,6 +1117,7 @@ def markdown(result: dict, json_name: str) -> str:
             "*other CPU* below): the figures are those of an otherwise quiet machine.",
             "",
         ]
+    lines += target_lines(result)
     lines += [
         "## Machine",
         "",

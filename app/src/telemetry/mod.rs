@@ -40,6 +40,8 @@ pub struct Telemetry {
     tracer_provider: SdkTracerProvider,
     meter_provider: Option<SdkMeterProvider>,
     logger_provider: Option<SdkLoggerProvider>,
+    /// Dropped last: writes out the log lines still queued.
+    _log_writer: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl Telemetry {
@@ -194,9 +196,19 @@ pub fn init(settings: &TelemetrySettings, environment: &str) -> anyhow::Result<T
             _ => EnvFilter::try_new(&settings.log_filter).context("telemetry.log_filter"),
         }
     };
+    // Lines go to stdout from a thread of their own, batched into few writes: a write(2) per
+    // line on the request path cost more than formatting the line. Never lossy: when the
+    // queue (128k lines) is full, logging waits rather than dropping lines.
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("keel-log-writer")
+        .finish(std::io::BufWriter::new(std::io::stdout()));
     let logs = match settings.log_format {
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(true).boxed(),
-        LogFormat::Json => json_logs().boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Json => json_logs().with_writer(writer).boxed(),
     };
     // Traces have their own filter: a quiet log level must not hide request spans.
     let traces = tracing_opentelemetry::layer()
@@ -232,6 +244,7 @@ pub fn init(settings: &TelemetrySettings, environment: &str) -> anyhow::Result<T
         tracer_provider,
         meter_provider,
         logger_provider,
+        _log_writer: log_writer,
     })
 }
 
