@@ -97,16 +97,8 @@ done
 [ -n "$ready" ] || fail "/health/ready did not answer 200"
 step "ready on $BASE"
 
-# `call METHOD PATH EXPECTED_STATUS [TOKEN] [JSON]` prints the response body.
-call() {
-	local method="$1" path="$2" expected="$3" token="${4:-}" body="${5:-}" status
-	local -a args=(-s -o "$TMP/body" -w '%{http_code}' -X "$method" "$BASE$path")
-	[ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
-	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data "$body")
-	status="$(curl "${args[@]}")"
-	[ "$status" = "$expected" ] || fail "$method $path answered $status, expected $expected: $(head -c 300 "$TMP/body")"
-	cat "$TMP/body"
-}
+# shellcheck source=scripts/lib/http.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/http.sh"
 
 MEMBER_PASSWORD="smoke-member-$RANDOM-$RANDOM-pass"
 call POST /api/v1/auth/register 201 "" \

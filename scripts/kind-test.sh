@@ -151,16 +151,8 @@ start_port_forward() {
 	fail "$BASE/health/ready (the Service through port-forward) did not answer 200"
 }
 
-# `call METHOD PATH EXPECTED_STATUS [TOKEN] [JSON]` prints the response body.
-call() {
-	local method="$1" path="$2" expected="$3" token="${4:-}" body="${5:-}" status
-	local -a args=(-s -o "$TMP/body" -w '%{http_code}' -X "$method" "$BASE$path")
-	[ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
-	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data "$body")
-	status="$(curl "${args[@]}")"
-	[ "$status" = "$expected" ] || fail "$method $path answered $status, expected $expected: $(head -c 300 "$TMP/body")"
-	cat "$TMP/body"
-}
+# shellcheck source=scripts/lib/http.sh
+. "$ROOT/scripts/lib/http.sh"
 
 start_port_forward
 step "smoke flow through svc/$RELEASE at $BASE"
