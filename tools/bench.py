@@ -1080,7 +1080,9 @@ def markdown(result: dict, json_name: str) -> str:
     m = result["machine"]
     load = result["load_average"]
     cores = m["cores"] or 1
-    others = [r["cpu_cores"]["other"] for r in result["runs"] + result["pgbench"] if r["cpu_cores"]["other"] is not None]
+    # A peer's own database is not this run's PostgreSQL: its CPU shows as other, by design.
+    others = [r["cpu_cores"]["other"] for r in result["runs"] + result["pgbench"]
+              if r["cpu_cores"]["other"] is not None and not r.get("peer")]
     other_mean = sum(others) / len(others) if others else 0.0
     other_max = max(others, default=0.0)
     loads = [load["start"][0], load["end"][0], *load.get("before_micro", [])[:1]]
@@ -1150,8 +1152,10 @@ def markdown(result: dict, json_name: str) -> str:
     for r in result["runs"]:
         cap = ceiling(result, r["connections"])
         share = f"{r['req_per_s'] / cap:.0%}" if cap else "–"
+        name = f"{r['label'].split(':')[0]}: `{r['method']} {r['path']}`" if r.get("peer") else f"`{r['method']} {r['path']}`"
+        products = "—" if r.get("peer") else f"{r['products']:,}"
         lines.append(
-            f"| `{r['method']} {r['path']}` | {r['connections']} | {r['products']:,} | {fmt_int(r['req_per_s'])} | "
+            f"| {name} | {r['connections']} | {products} | {fmt_int(r['req_per_s'])} | "
             f"{fmt_ms(r['latency_ms']['p50'])} | {fmt_ms(r['latency_ms']['p99'])} | {fmt_errors(r)} | "
             f"{fmt_cores(r['cpu_cores']['server'])} | {fmt_int(r['server']['cpu_us_per_request'])} | {r['server']['rss_mib']} | "
             f"{fmt_cores(r['cpu_cores']['postgres'])} | {fmt_cores(r['cpu_cores']['other'])} | {share} |"
@@ -1259,6 +1263,15 @@ def markdown(result: dict, json_name: str) -> str:
         "pgbench ceiling is measured the same way, so the comparison is like for like.",
         "",
     ]
+    peers = [r for r in result["runs"] if r.get("peer")]
+    if peers:
+        lines += [
+            f"The peer ({peers[0]['label'].split(':')[0]}) was built and started by hand before the run "
+            "(BENCH_PEER_URL, BENCH_PEER_HEADER, BENCH_PEER_PID; nothing of it is in this repository) and measured "
+            "with the same wrk settings right after `GET /users/me` at each client count. It runs on a database "
+            "of its own on the same machine, whose CPU appears as *other CPU* in its rows.",
+            "",
+        ]
     return "\n".join(lines)
 
 
