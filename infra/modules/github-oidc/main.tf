@@ -44,6 +44,30 @@ locals {
   apply_subjects   = tolist(flatten([for r in local.subject_repos : [for e in var.apply_environments : "repo:${r}:environment:${e}"]]))
   release_subjects = tolist(flatten([for r in local.subject_repos : [for e in var.release_environments : "repo:${r}:environment:${e}"]]))
 
+  # Every role trusts GitHub's OIDC provider for exactly its own subjects (exact StringEquals,
+  # never a wildcard); only the subject list differs between them.
+  trust_policies = {
+    for role, subjects in {
+      deploy  = local.deploy_subjects
+      plan    = local.plan_subjects
+      release = local.release_subjects
+      apply   = local.apply_subjects
+      } : role => jsonencode({
+        Version = "2012-10-17"
+        Statement = [{
+          Effect    = "Allow"
+          Action    = "sts:AssumeRoleWithWebIdentity"
+          Principal = { Federated = local.oidc_provider_arn }
+          Condition = {
+            StringEquals = {
+              "${local.oidc_host}:aud" = "sts.amazonaws.com"
+              "${local.oidc_host}:sub" = subjects
+            }
+          }
+        }]
+    })
+  }
+
   ecr_push_statements = concat([
     {
       Sid      = "EcrLogin"
@@ -220,21 +244,8 @@ resource "aws_iam_role" "deploy" {
   name                 = "${var.name}-github-deploy"
   description          = "GitHub Actions deploy for ${var.github_repository}: push to ECR, deploy to EKS"
   max_session_duration = 3600
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Principal = { Federated = local.oidc_provider_arn }
-      Condition = {
-        StringEquals = {
-          "${local.oidc_host}:aud" = "sts.amazonaws.com"
-          "${local.oidc_host}:sub" = local.deploy_subjects
-        }
-      }
-    }]
-  })
-  tags = var.tags
+  assume_role_policy   = local.trust_policies.deploy
+  tags                 = var.tags
 
   lifecycle {
     precondition {
@@ -268,21 +279,8 @@ resource "aws_iam_role" "plan" {
   name                 = "${var.name}-github-plan"
   description          = "GitHub Actions terraform plan on ${var.github_repository}: reads what the plan refreshes and its own state"
   max_session_duration = 3600
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Principal = { Federated = local.oidc_provider_arn }
-      Condition = {
-        StringEquals = {
-          "${local.oidc_host}:aud" = "sts.amazonaws.com"
-          "${local.oidc_host}:sub" = local.plan_subjects
-        }
-      }
-    }]
-  })
-  tags = var.tags
+  assume_role_policy   = local.trust_policies.plan
+  tags                 = var.tags
 }
 
 # No managed policy (AWS ReadOnlyAccess reads every S3 object and far more): the plan role gets
@@ -364,21 +362,8 @@ resource "aws_iam_role" "release" {
   name                 = "${var.name}-github-release"
   description          = "GitHub Actions release on ${var.github_repository}: push the image to ECR, nothing else"
   max_session_duration = 3600
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Principal = { Federated = local.oidc_provider_arn }
-      Condition = {
-        StringEquals = {
-          "${local.oidc_host}:aud" = "sts.amazonaws.com"
-          "${local.oidc_host}:sub" = local.release_subjects
-        }
-      }
-    }]
-  })
-  tags = var.tags
+  assume_role_policy   = local.trust_policies.release
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy" "release" {
@@ -404,21 +389,8 @@ resource "aws_iam_role" "apply" {
   name                 = "${var.name}-github-apply"
   description          = "GitHub Actions terraform apply on ${var.github_repository}, from its protected apply environment only"
   max_session_duration = 3600
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Principal = { Federated = local.oidc_provider_arn }
-      Condition = {
-        StringEquals = {
-          "${local.oidc_host}:aud" = "sts.amazonaws.com"
-          "${local.oidc_host}:sub" = local.apply_subjects
-        }
-      }
-    }]
-  })
-  tags = var.tags
+  assume_role_policy   = local.trust_policies.apply
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy_attachment" "apply" {
